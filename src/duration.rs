@@ -1,0 +1,144 @@
+//! Durations in Go's syntax (`1m30s`, `250ms`, `1.5h`, `0`), because scuttle's and
+//! envoy-preflight's variables are written that way and must keep their meaning.
+
+use std::time::Duration;
+
+/// What a duration may look like, for error messages.
+pub const FORM: &str = "a duration such as 500ms, 2s or 1m30s (units ns, us, ms, s, m, h)";
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// Parses a non-negative Go duration. `None` means the text is not one.
+pub fn parse(text: &str) -> Option<Duration> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let (whole, after_whole) = split_digits(rest);
+        let (fraction, after_number) = match after_whole.strip_prefix('.') {
+            Some(after_dot) => split_digits(after_dot),
+            None => ("", after_whole),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_len = after_number
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after_number.len());
+        let (unit, next) = after_number.split_at(unit_len);
+        let scale = unit_nanos(unit)?;
+        total = total.checked_add(scaled(whole, fraction, scale)?)?;
+        rest = next;
+    }
+    let secs = u64::try_from(total / NANOS_PER_SEC).ok()?;
+    // The remainder is below 10^9, so it fits.
+    let nanos = (total % NANOS_PER_SEC) as u32;
+    Some(Duration::new(secs, nanos))
+}
+
+fn split_digits(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
+
+fn unit_nanos(unit: &str) -> Option<u128> {
+    Some(match unit {
+        "ns" => 1,
+        "us" | "µs" | "μs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => NANOS_PER_SEC,
+        "m" => 60 * NANOS_PER_SEC,
+        "h" => 3_600 * NANOS_PER_SEC,
+        _ => return None,
+    })
+}
+
+/// `whole.fraction` times `scale` nanoseconds, truncated to whole nanoseconds as Go does.
+fn scaled(whole: &str, fraction: &str, scale: u128) -> Option<u128> {
+    let mut nanos = digits_value(whole)?.checked_mul(scale)?;
+    let mut place = scale;
+    for digit in fraction.bytes() {
+        place /= 10;
+        if place == 0 {
+            break;
+        }
+        nanos = nanos.checked_add(u128::from(digit - b'0') * place)?;
+    }
+    Some(nanos)
+}
+
+fn digits_value(digits: &str) -> Option<u128> {
+    digits.bytes().try_fold(0u128, |acc, digit| {
+        acc.checked_mul(10)?.checked_add(u128::from(digit - b'0'))
+    })
+}
+
+/// Milliseconds, for log lines and messages; saturates rather than wraps.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn go_forms() {
+        assert_eq!(parse("0"), Some(Duration::ZERO));
+        assert_eq!(parse("+0"), Some(Duration::ZERO));
+        assert_eq!(parse("0s"), Some(Duration::ZERO));
+        assert_eq!(parse("500ms"), ms(500));
+        assert_eq!(parse("2s"), ms(2_000));
+        assert_eq!(parse("1m30s"), ms(90_000));
+        assert_eq!(parse("1h2m3s4ms"), ms(3_723_004));
+        assert_eq!(parse("1.5s"), ms(1_500));
+        assert_eq!(parse(".5s"), ms(500));
+        assert_eq!(parse("1.s"), ms(1_000));
+        assert_eq!(parse("1.5h"), ms(5_400_000));
+        assert_eq!(parse("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(parse("10µs"), Some(Duration::from_micros(10)));
+        assert_eq!(parse("7ns"), Some(Duration::from_nanos(7)));
+        assert_eq!(parse("1.0000000009s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse("2s2s"), ms(4_000));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            "",
+            "+",
+            "5",
+            "-1s",
+            "s",
+            ".s",
+            "1x",
+            "1 s",
+            "1s ",
+            " 1s",
+            "1..5s",
+            "1sm",
+            "ms5",
+            "1.2.3s",
+            "99999999999999999999999h",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn millis_saturates() {
+        assert_eq!(millis(Duration::from_millis(1234)), 1234);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+}

@@ -1,0 +1,151 @@
+//! meshinit's own signal disposition: every asynchronous signal is blocked and collected
+//! synchronously with `sigtimedwait`, so nothing runs in a handler and an idle init sleeps
+//! in the kernel until something happens.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+/// Signals the kernel raises for a fault of meshinit itself: blocking them would turn a bug
+/// into a hang, so they keep their default action.
+const SYNCHRONOUS: [libc::c_int; 7] = [
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// The signals the main loop collects.
+pub struct Signals {
+    collected: libc::sigset_t,
+}
+
+impl Signals {
+    /// Blocks every signal that the loop will collect, and ignores SIGTTIN/SIGTTOU so that
+    /// handing the terminal to the task cannot stop meshinit (as tini does).
+    pub fn take_over() -> io::Result<Signals> {
+        let mut collected = empty_set();
+        // SAFETY: `collected` is a valid, initialised sigset_t owned by this frame.
+        check(unsafe { libc::sigfillset(&mut collected) })?;
+        for sig in SYNCHRONOUS
+            .into_iter()
+            .chain([libc::SIGTTIN, libc::SIGTTOU])
+        {
+            // SAFETY: as above; `sig` is a valid signal number.
+            check(unsafe { libc::sigdelset(&mut collected, sig) })?;
+        }
+        // SAFETY: `collected` is initialised; a null old-set pointer is allowed.
+        check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &collected, std::ptr::null_mut()) })?;
+        for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+            set_disposition(sig, libc::SIG_IGN)?;
+        }
+        Ok(Signals { collected })
+    }
+
+    /// Waits for one collected signal. `None` as timeout waits without limit; a timeout that
+    /// runs out gives `Ok(None)`.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<libc::c_int>> {
+        let limit = timeout.map(|t| libc::timespec {
+            // Capped at 68 years so it fits a 32-bit time_t too.
+            tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+            // Below 10^9, so it fits any c_long.
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let limit_ptr = limit
+            .as_ref()
+            .map_or(std::ptr::null(), |l| l as *const libc::timespec);
+        loop {
+            // SAFETY: `collected` is initialised; a null siginfo pointer is allowed; the
+            // timespec pointer is null (no limit) or points at `limit`, alive for the call.
+            let sig =
+                unsafe { libc::sigtimedwait(&self.collected, std::ptr::null_mut(), limit_ptr) };
+            if sig > 0 {
+                return Ok(Some(sig));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(None),
+                // A stop/continue of meshinit itself interrupts the wait; wait again.
+                Some(libc::EINTR) => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+/// Sends `sig` to `target` (a pid, or minus a process group). A target that is already
+/// gone is not an error: its SIGCHLD is on the way.
+pub fn send(target: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory arguments.
+    if unsafe { libc::kill(target, sig) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ESRCH) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+/// Whether any process is left in process group `pgid`.
+pub fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    // EPERM means someone is there that we may not signal.
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn empty_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: sigemptyset initialises the set it is given; it cannot fail for a valid pointer.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+fn set_disposition(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags); we set the handler field.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    // SAFETY: `action` is initialised and outlives the call; a null old-action is allowed.
+    check(unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) })
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A signal's name without the SIG prefix, for log lines.
+pub fn name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGHUP => "HUP",
+        libc::SIGINT => "INT",
+        libc::SIGQUIT => "QUIT",
+        libc::SIGUSR1 => "USR1",
+        libc::SIGUSR2 => "USR2",
+        libc::SIGPIPE => "PIPE",
+        libc::SIGALRM => "ALRM",
+        libc::SIGTERM => "TERM",
+        libc::SIGCHLD => "CHLD",
+        libc::SIGCONT => "CONT",
+        libc::SIGTSTP => "TSTP",
+        libc::SIGURG => "URG",
+        libc::SIGXCPU => "XCPU",
+        libc::SIGXFSZ => "XFSZ",
+        libc::SIGVTALRM => "VTALRM",
+        libc::SIGPROF => "PROF",
+        libc::SIGWINCH => "WINCH",
+        libc::SIGIO => "IO",
+        libc::SIGPWR => "PWR",
+        libc::SIGSTKFLT => "STKFLT",
+        _ => "RT",
+    }
+}

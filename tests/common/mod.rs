@@ -1,0 +1,251 @@
+//! Shared helpers for the black-box tests: find the binary, run it as PID 1 or as a plain
+//! child, read its output with time limits, signal it by the pid we started.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The binary under test: `MESHINIT_BIN` (e.g. the one an image ships) or the one cargo built.
+pub fn bin() -> PathBuf {
+    std::env::var_os("MESHINIT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_meshinit")))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether PID namespaces can be made here (root and a working `unshare`).
+fn pid_namespaces_work() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err("needs root for unshare --pid".into());
+            }
+            match Command::new("unshare")
+                .args(["--pid", "--fork", "--mount-proc", "true"])
+                .stderr(Stdio::null())
+                .status()
+            {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("unshare --pid failed ({s})")),
+                Err(e) => Err(format!("unshare not runnable: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// True when the test may run as PID 1. Skips with a printed reason, except under CI=true,
+/// where a missing capability is a failure.
+pub fn need_pid1(test: &str) -> bool {
+    match pid_namespaces_work() {
+        Ok(()) => true,
+        Err(why) if in_ci() => panic!("{test}: {why}, and CI=true forbids skipping"),
+        Err(why) => {
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// meshinit is PID 1 of a fresh PID namespace.
+    Pid1,
+    /// meshinit is an ordinary child of the test (a subreaper).
+    Plain,
+}
+
+/// A command that runs meshinit with `args` in `mode`.
+pub fn meshinit(mode: Mode, args: &[&str]) -> Command {
+    let mut cmd = match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            // --kill-child: if the test gives up on unshare, the namespace goes with it.
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(bin());
+            c
+        }
+        Mode::Plain => Command::new(bin()),
+    };
+    cmd.args(args);
+    cmd
+}
+
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A started process whose stdout arrives line by line and whose stderr is collected.
+pub struct Running {
+    pub child: Child,
+    pub mode: Mode,
+    lines: Receiver<String>,
+    stderr: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+pub fn start(mut cmd: Command, mode: Mode) -> Running {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn meshinit");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (line_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (err_tx, stderr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = err_tx.send(text);
+    });
+    Running {
+        child,
+        mode,
+        lines,
+        stderr: stderr_rx,
+        seen: Vec::new(),
+    }
+}
+
+impl Running {
+    /// Waits up to `limit` for a stdout line that satisfies `want`; returns it.
+    pub fn expect_line(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no expected line within {limit:?}; saw {:?}", self.seen);
+                }
+            }
+        }
+    }
+
+    /// The host pid of meshinit itself (for Pid1, the child of unshare).
+    pub fn meshinit_pid(&self) -> i32 {
+        let own = self.child.id() as i32;
+        match self.mode {
+            Mode::Plain => own,
+            Mode::Pid1 => {
+                let path = format!("/proc/{own}/task/{own}/children");
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        if let Some(pid) = text.split_whitespace().next() {
+                            return pid.parse().expect("pid");
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                panic!("unshare {own} started no child within 5 s");
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.meshinit_pid();
+        // SAFETY: kill has no memory arguments; the pid is one this test started.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits up to `limit` for the exit; kills and fails when it does not come.
+    pub fn finish(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "did not exit within {limit:?}; stdout so far {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut stdout = self.seen.join("\n");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            if !stdout.is_empty() {
+                stdout.push('\n');
+            }
+            stdout.push_str(&line);
+        }
+        let stderr = self
+            .stderr
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        Output {
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Runs to completion within `limit`.
+pub fn run(cmd: Command, mode: Mode, limit: Duration) -> Output {
+    start(cmd, mode).finish(limit)
+}
+
+/// Runs meshinit with `args` in `mode` to completion within 20 s.
+pub fn run_args(mode: Mode, args: &[&str]) -> Output {
+    run(meshinit(mode, args), mode, Duration::from_secs(20))
+}
+
+/// Signal number by name, for the signals the tests use.
+pub fn signum(name: &str) -> i32 {
+    match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "TSTP" => libc::SIGTSTP,
+        "URG" => libc::SIGURG,
+        "WINCH" => libc::SIGWINCH,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "KILL" => libc::SIGKILL,
+        "SEGV" => libc::SIGSEGV,
+        "ABRT" => libc::SIGABRT,
+        _ => panic!("unknown signal {name}"),
+    }
+}
