@@ -2,9 +2,15 @@
 
 mod child;
 mod cli;
+mod client;
+mod compat;
 mod duration;
 mod lifecycle;
 mod logging;
+mod procscan;
+mod readiness;
+mod shutdown;
+mod sidecar;
 mod signals;
 mod supervisor;
 
@@ -12,6 +18,8 @@ use std::io::Write;
 
 /// sysexits: the command line or a variable is wrong.
 pub const EXIT_USAGE: u8 = 64;
+/// sysexits: the sidecar did not become ready in time (or, for `quit`, did not quit).
+pub const EXIT_UNAVAILABLE: u8 = 69;
 /// sysexits: meshinit itself failed.
 pub const EXIT_SOFTWARE: u8 = 70;
 
@@ -22,15 +30,23 @@ fn main() {
 
 fn run() -> u8 {
     match cli::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
-        Err(err) => {
-            logging::say(&err);
-            EXIT_USAGE
-        }
         Ok(cli::Invocation::Help) => print(&cli::help()),
         Ok(cli::Invocation::Version) => print(&format!("meshinit {}\n", env!("CARGO_PKG_VERSION"))),
         Ok(cli::Invocation::Run(config)) => {
             logging::init(config.log);
             lifecycle::run(&config)
+        }
+        Err(failure) => {
+            logging::say(&failure.error);
+            // A pod must not hang on a typo: the sidecar is still told to quit.
+            let config = failure.config;
+            if matches!(config.action, cli::Action::Run(_)) {
+                logging::init(config.log);
+                let plan = lifecycle::quit_plan(&config);
+                lifecycle::finish(&config, &plan, &client::Client::new(), EXIT_USAGE)
+            } else {
+                EXIT_USAGE
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! child, read its output with time limits, signal it by the pid we started.
 #![allow(dead_code)]
 
+pub mod mesh;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,7 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
@@ -69,8 +71,16 @@ pub enum Mode {
     Plain,
 }
 
-/// A command that runs meshinit with `args` in `mode`.
+/// A command that runs meshinit with `args` in `mode`, as a plain init: the tests of the
+/// init core set MESHINIT_MESH=none, the sidecar tests say which mesh they mean.
 pub fn meshinit(mode: Mode, args: &[&str]) -> Command {
+    let mut cmd = meshinit_bare(mode, args);
+    cmd.env("MESHINIT_MESH", "none");
+    cmd
+}
+
+/// A command that runs meshinit with `args` in `mode`, with the environment as it is.
+pub fn meshinit_bare(mode: Mode, args: &[&str]) -> Command {
     let mut cmd = match mode {
         Mode::Pid1 => {
             let mut c = Command::new("unshare");
@@ -181,6 +191,35 @@ impl Running {
 
     /// Waits up to `limit` for the exit; kills and fails when it does not come.
     pub fn finish(mut self, limit: Duration) -> Output {
+        self.finish_mut(limit)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; true if it did.
+    pub fn exits_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if !self.alive() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        !self.alive()
+    }
+
+    /// Every stdout line so far (waiting up to `linger` for more).
+    pub fn lines_so_far(&mut self, linger: Duration) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(linger) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    fn finish_mut(&mut self, limit: Duration) -> Output {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -211,6 +250,22 @@ impl Running {
             code: status.code(),
             stdout,
             stderr,
+        }
+    }
+}
+
+impl Drop for Running {
+    /// Whatever a test left running ends with it: TERM, a bounded wait, then KILL.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill has no memory arguments; the pid is a child this test started.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

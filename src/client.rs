@@ -1,0 +1,100 @@
+//! The sidecar client: one GET or POST with short per-phase timeouts. No global timeout
+//! (ureq would start a resolver thread for it), no proxy from the environment (a pod's
+//! HTTP_PROXY must not capture loopback admin calls), no redirects, no connection pool.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+const CONNECT: Duration = Duration::from_millis(250);
+const SEND: Duration = Duration::from_millis(500);
+const RECEIVE: Duration = Duration::from_millis(1_000);
+
+/// What an endpoint answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// An HTTP status line arrived.
+    Status(u16),
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// Anything else: a timeout, a closed connection, garbage; the text says which.
+    Failed(String),
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Reply::Status(code) if (200..300).contains(code))
+    }
+
+    /// Whether something accepted the connection and spoke (any status).
+    pub fn answered(&self) -> bool {
+        matches!(self, Reply::Status(_))
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Status(code) => write!(f, "HTTP {code}"),
+            Reply::Refused => f.write_str("connection refused"),
+            Reply::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Each phase's timeout, cut to the caller's budget. A macro because ureq's request-scope
+/// config builders share no public trait to be generic over.
+macro_rules! limited {
+    ($request:expr, $budget:expr) => {{
+        let cap = |phase: Duration| Some(phase.min($budget).max(Duration::from_millis(1)));
+        $request
+            .config()
+            .timeout_connect(cap(CONNECT))
+            .timeout_send_request(cap(SEND))
+            .timeout_recv_response(cap(RECEIVE))
+            .timeout_recv_body(cap(RECEIVE))
+            .build()
+    }};
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .max_response_header_size(8 * 1024)
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(4 * 1024)
+            .user_agent("meshinit")
+            .build();
+        Client {
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    /// GET `url`, taking at most about `budget`.
+    pub fn get(&self, url: &str, budget: Duration) -> Reply {
+        reply(limited!(self.agent.get(url), budget).call())
+    }
+
+    /// POST an empty body to `url`, taking at most about `budget`.
+    pub fn post(&self, url: &str, budget: Duration) -> Reply {
+        reply(limited!(self.agent.post(url), budget).send_empty())
+    }
+}
+
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    match result {
+        Ok(response) => Reply::Status(response.status().as_u16()),
+        Err(ureq::Error::StatusCode(code)) => Reply::Status(code),
+        Err(ureq::Error::Io(err)) if err.kind() == ErrorKind::ConnectionRefused => Reply::Refused,
+        Err(ureq::Error::Timeout(phase)) => Reply::Failed(format!("timed out ({phase})")),
+        Err(err) => Reply::Failed(err.to_string()),
+    }
+}

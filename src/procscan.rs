@@ -1,0 +1,103 @@
+//! The last resort when no quit endpoint worked: find the sidecar in /proc by the path of
+//! its executable (never by name) and send it SIGTERM. It only sees anything when the pod
+//! shares its process namespace.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// What the scan found and did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// SIGTERM went to these (pid, executable).
+    Signalled(Vec<(i32, String)>),
+    /// Nothing could be signalled; each line says what was in the way.
+    Failed(Vec<String>),
+}
+
+/// Sends SIGTERM to every process running the first of `executables` that has any.
+pub fn terminate(executables: &[String]) -> Outcome {
+    let entries = match fs::read_dir("/proc") {
+        Ok(entries) => entries,
+        Err(err) => return Outcome::Failed(vec![format!("/proc is not readable: {err}")]),
+    };
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let mut found: Vec<(usize, i32, String)> = Vec::new();
+    let mut hidden: Vec<String> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let dir = entry.path();
+        match fs::read_link(dir.join("exe")) {
+            Ok(target) => {
+                let target = target.to_string_lossy();
+                let target = target.strip_suffix(" (deleted)").unwrap_or(&target);
+                if let Some(rank) = executables.iter().position(|e| e == target) {
+                    found.push((rank, pid, target.to_owned()));
+                }
+            }
+            // Another user's process: its exe link is closed to us, its command line not.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                if let Some(argv0) = argv0(&dir).filter(|a| executables.contains(a)) {
+                    hidden.push(format!(
+                        "{argv0} (pid {pid}, uid {}) runs as another user: meshinit may not \
+                         inspect or signal it (run as its UID or with CAP_KILL)",
+                        uid(&dir)
+                    ));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let best = found.iter().map(|(rank, _, _)| *rank).min();
+    let mut signalled = Vec::new();
+    let mut problems = hidden;
+    for (_, pid, exe) in found.into_iter().filter(|(rank, _, _)| Some(*rank) == best) {
+        // SAFETY: kill has no memory arguments; `pid` runs the sidecar's executable.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+            signalled.push((pid, exe));
+        } else {
+            let err = io::Error::last_os_error();
+            problems.push(format!(
+                "cannot signal {exe} (pid {pid}, uid {}): {err}",
+                uid(&Path::new("/proc").join(pid.to_string()))
+            ));
+        }
+    }
+    if !signalled.is_empty() {
+        return Outcome::Signalled(signalled);
+    }
+    if problems.is_empty() {
+        problems.push(format!(
+            "no process running {} is visible in /proc (does the pod set shareProcessNamespace: true?)",
+            executables.join(" or ")
+        ));
+    }
+    Outcome::Failed(problems)
+}
+
+fn argv0(dir: &Path) -> Option<String> {
+    let cmdline = fs::read(dir.join("cmdline")).ok()?;
+    let first = cmdline.split(|b| *b == 0).next()?;
+    Some(String::from_utf8_lossy(first).into_owned())
+}
+
+fn uid(dir: &Path) -> String {
+    fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}

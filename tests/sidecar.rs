@@ -1,0 +1,781 @@
+//! The sidecar lifecycle against real parts: a real Envoy, the pilot-agent stand-in in
+//! front of it, and misbehaving endpoints. Tests on the standard ports run in a network
+//! namespace of their own (root); the others use loopback ports chosen per test.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mesh::{
+    envoy, envoy_bin, fault, free_port, pilot_agent, url, wait_ready, IstioPorts, Netns, Place,
+};
+use common::{bin, meshinit_bare, need_pid1, start, Mode, Output, Running};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// meshinit with `args`, none of the caller's MESHINIT_*/scuttle variables, at `place`.
+fn meshinit_at(place: Place, args: &[&str]) -> Command {
+    let mut cmd = match place {
+        Place::Host => meshinit_bare(Mode::Plain, args),
+        Place::In(_) => {
+            let mut c = place.command(bin().to_str().unwrap());
+            c.args(args);
+            c
+        }
+    };
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MESHINIT_") && name != "MESHINIT_BIN" || is_compat(&name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn is_compat(name: &str) -> bool {
+    [
+        "ENVOY_ADMIN_API",
+        "START_WITHOUT_ENVOY",
+        "WAIT_FOR_ENVOY_TIMEOUT",
+        "QUIT_WITHOUT_ENVOY_TIMEOUT",
+        "ISTIO_QUIT_API",
+        "ISTIO_FALLBACK_PKILL",
+        "NEVER_KILL_ISTIO",
+        "NEVER_KILL_ISTIO_ON_FAILURE",
+        "GENERIC_QUIT_ENDPOINTS",
+        "SCUTTLE_LOGGING",
+        "ENVOY_KILL_API",
+        "NEVER_KILL_ENVOY",
+        "ALWAYS_KILL_ENVOY",
+    ]
+    .contains(&name)
+}
+
+fn run_meshinit(cmd: Command) -> Output {
+    start(cmd, Mode::Plain).finish(LIMIT)
+}
+
+/// A log line of meshinit's containing `text`, and its position among the lines.
+fn log_position(out: &Output, text: &str) -> usize {
+    out.stderr
+        .lines()
+        .position(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no log line with {text:?} in:\n{}", out.stderr))
+}
+
+fn root_netns(test: &str) -> Option<Netns> {
+    need_pid1(test).then(Netns::new)
+}
+
+#[test]
+fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
+    let test = "istio_by_default_waits_for_pilot_agent_then_quits_it";
+    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
+        return;
+    };
+    let place = Place::In(&ns);
+    // Envoy comes up 300 ms after meshinit starts waiting.
+    let mut agent = pilot_agent(
+        &envoy_path,
+        IstioPorts::STANDARD,
+        Duration::from_millis(300),
+        place,
+    );
+    let out = run_meshinit(meshinit_at(
+        place,
+        &["--", "sh", "-c", "echo task ran; exit 3"],
+    ));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_eq!(out.stdout, "task ran");
+    let ready = log_position(&out, "the istio sidecar is ready");
+    let started = log_position(&out, "task started");
+    let quit = log_position(&out, "sidecar quit via http://127.0.0.1:15020/quitquitquit");
+    assert!(ready < started && started < quit, "{}", out.stderr);
+    assert!(
+        agent.exits_within(Duration::from_secs(10)),
+        "pilot-agent still running"
+    );
+    let lines = agent.lines_so_far(Duration::from_millis(100));
+    assert!(lines.iter().any(|l| l == "quit requested"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("envoy stopped")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn envoy_preset_waits_for_and_quits_a_real_envoy() {
+    let test = "envoy_preset_waits_for_and_quits_a_real_envoy";
+    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
+        return;
+    };
+    let place = Place::In(&ns);
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let out = run_meshinit(meshinit_at(place, &["--mesh", "envoy", "--", "true"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    log_position(&out, "sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "Envoy still running"
+    );
+}
+
+#[test]
+fn linkerd_preset_and_its_locked_shutdown() {
+    let test = "linkerd_preset_and_its_locked_shutdown";
+    let Some(ns) = root_netns(test) else { return };
+    let place = Place::In(&ns);
+    let mut proxy = fault(4191, "linkerd", place);
+    let out = run_meshinit(meshinit_at(
+        place,
+        &["--mesh", "linkerd", "--", "sh", "-c", "exit 4"],
+    ));
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    log_position(&out, "sidecar quit via http://127.0.0.1:4191/shutdown");
+    assert!(proxy.exits_within(Duration::from_secs(5)));
+
+    let _proxy = fault(4191, "linkerd-locked", place);
+    let out = run_meshinit(meshinit_at(place, &["--mesh", "linkerd", "--", "true"]));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the task's code whatever the sidecar did: {}",
+        out.stderr
+    );
+    log_position(&out, "config.linkerd.io/proxy-admin-shutdown: enabled");
+}
+
+#[test]
+fn auto_finds_envoy_or_runs_without_a_sidecar() {
+    let test = "auto_finds_envoy_or_runs_without_a_sidecar";
+    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
+        return;
+    };
+    let place = Place::In(&ns);
+    let began = Instant::now();
+    let out = run_meshinit(meshinit_at(
+        place,
+        &[
+            "--mesh",
+            "auto",
+            "--sidecar-grace",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            "exit 6",
+        ],
+    ));
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    log_position(&out, "no sidecar answered within 300ms");
+    assert!(
+        !out.stderr.contains("quit via"),
+        "nothing to quit: {}",
+        out.stderr
+    );
+    assert!(began.elapsed() < Duration::from_secs(5));
+
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let out = run_meshinit(meshinit_at(place, &["--mesh", "auto", "--", "true"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    log_position(&out, "found the envoy sidecar");
+    log_position(&out, "sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn custom_urls_wait_for_an_envoy_that_starts_late() {
+    let test = "custom_urls_wait_for_an_envoy_that_starts_late";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let port = free_port();
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &ready,
+                "--quit-url",
+                &quit,
+                "--",
+                "sh",
+                "-c",
+                "echo task; exit 9",
+            ],
+        ),
+        Mode::Plain,
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(running.alive(), "meshinit must still be waiting");
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(9), "{}", out.stderr);
+    assert_eq!(out.stdout, "task");
+    assert!(log_position(&out, "is ready") < log_position(&out, "task started"));
+    log_position(&out, &format!("sidecar quit via {quit}"));
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
+    let test = "scuttle_variables_drive_pilot_agent_and_generic_endpoints";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let ports = IstioPorts::free();
+    let mut agent = pilot_agent(&envoy_path, ports, Duration::ZERO, Place::Host);
+    let generic = free_port();
+    let mut notified = fault(generic, "status:500", Place::Host);
+    let mut cmd = meshinit_at(Place::Host, &["sh", "-c", "exit 0"]);
+    cmd.env("ENVOY_ADMIN_API", url(ports.admin, ""))
+        .env("ISTIO_QUIT_API", url(ports.status, ""))
+        .env("GENERIC_QUIT_ENDPOINTS", url(generic, "/bye"))
+        .env("WAIT_FOR_ENVOY_TIMEOUT", "20s");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    log_position(
+        &out,
+        &format!(
+            "waiting for the istio sidecar: {}",
+            url(ports.admin, "/ready")
+        ),
+    );
+    log_position(
+        &out,
+        &format!("sidecar quit via {}", url(ports.status, "/quitquitquit")),
+    );
+    assert!(agent.exits_within(Duration::from_secs(10)));
+    let calls = notified.lines_so_far(Duration::from_millis(200));
+    assert!(calls.iter().any(|l| l == "POST /bye"), "{calls:?}");
+}
+
+#[test]
+fn envoy_preflight_variables_quit_through_the_kill_api() {
+    let test = "envoy_preflight_variables_quit_through_the_kill_api";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let mut cmd = meshinit_at(Place::Host, &["sh", "-c", "exit 2"]);
+    cmd.env("ENVOY_ADMIN_API", url(port, ""))
+        .env("ENVOY_KILL_API", url(port, "/quitquitquit"))
+        .env("ISTIO_QUIT_API", url(free_port(), ""))
+        .env("ALWAYS_KILL_ENVOY", "true");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    log_position(
+        &out,
+        &format!("sidecar quit via {}", url(port, "/quitquitquit")),
+    );
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn wait_and_quit_subcommands() {
+    let test = "wait_and_quit_subcommands";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let port = free_port();
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &["wait", "--ready-url", &ready, "--timeout", "300ms"],
+    ));
+    assert_eq!(out.code, Some(69), "nothing there yet: {}", out.stderr);
+
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let out = run_meshinit(meshinit_at(Place::Host, &["wait", "--ready-url", &ready]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(sidecar.alive(), "wait must not quit the sidecar");
+
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &["quit", "--quit-url", &quit, "--kill-fallback=false"],
+    ));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &["quit", "--quit-url", &quit, "--kill-fallback=false"],
+    ));
+    assert_eq!(out.code, Some(69), "nobody to quit: {}", out.stderr);
+
+    let out = run_meshinit(meshinit_at(Place::Host, &["wait", "--", "true"]));
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+}
+
+/// A sidecar stand-in that is never ready and records every request.
+fn never_ready() -> (u16, Running) {
+    let port = free_port();
+    (port, fault(port, "status:503", Place::Host))
+}
+
+#[test]
+fn a_signal_before_the_task_starts_quits_the_sidecar() {
+    let (port, mut sidecar) = never_ready();
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    for (name, sig) in [
+        ("TERM", libc::SIGTERM),
+        ("INT", libc::SIGINT),
+        ("HUP", libc::SIGHUP),
+        ("QUIT", libc::SIGQUIT),
+    ] {
+        let mut running = start(
+            meshinit_at(
+                Place::Host,
+                &[
+                    "--ready-url",
+                    &ready,
+                    "--quit-url",
+                    &quit,
+                    "--",
+                    "echo",
+                    "never",
+                ],
+            ),
+            Mode::Plain,
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        // Signals that are not about termination do not end the wait.
+        running.signal(libc::SIGURG);
+        running.signal(libc::SIGWINCH);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(running.alive(), "URG/WINCH must not end the wait");
+        running.signal(sig);
+        let out = running.finish(Duration::from_secs(10));
+        assert_eq!(out.code, Some(128 + sig), "SIG{name}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "the task must not start");
+        let calls = sidecar.lines_so_far(Duration::from_millis(200));
+        assert!(
+            calls.iter().any(|l| l == "POST /quitquitquit"),
+            "SIG{name}: {calls:?}"
+        );
+        sidecar.seen.clear();
+    }
+}
+
+#[test]
+fn term_during_the_task_is_forwarded_and_the_sidecar_quit_after() {
+    let test = "term_during_the_task_is_forwarded_and_the_sidecar_quit_after";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    wait_ready(port, "/ready", Duration::from_secs(20));
+    // The task ignores the first TERM for 500 ms; the sidecar must outlive it.
+    let script = format!(
+        "trap 'sleep 0.5; echo sidecar=$(curl -s -o /dev/null -w %{{http_code}} {} || echo gone); exit 0' TERM; \
+         echo up; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done",
+        url(port, "/ready")
+    );
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    if which("curl") {
+        assert!(
+            out.stdout.contains("sidecar=200"),
+            "sidecar quit too early: {}",
+            out.stdout
+        );
+    }
+    assert!(log_position(&out, "task exited") < log_position(&out, "sidecar quit via"));
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn timeout_fails_with_69_and_quits_or_starts_the_task() {
+    let (port, mut sidecar) = never_ready();
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    let began = Instant::now();
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--timeout",
+            "500ms",
+            "--",
+            "echo",
+            "ran",
+        ],
+    ));
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        began.elapsed()
+    );
+    log_position(&out, "not ready within 500ms; last answer from");
+    log_position(&out, "HTTP 503");
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
+
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--timeout",
+            "300ms",
+            "--on-timeout",
+            "start",
+            "--",
+            "echo",
+            "ran",
+        ],
+    ));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ran");
+}
+
+#[test]
+fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
+    let test = "a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--",
+                "sh",
+                "-c",
+                "echo up; sleep 1; exit 5",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    sidecar.child.kill().unwrap();
+    let began = Instant::now();
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    assert!(began.elapsed() < Duration::from_secs(4));
+    log_position(&out, "connection refused");
+}
+
+#[test]
+fn misbehaving_quit_endpoints_cost_a_few_seconds_at_most() {
+    let test = "misbehaving_quit_endpoints_cost_a_few_seconds_at_most";
+    let Some(envoy_path) = envoy_bin(test) else {
+        return;
+    };
+    for mode in [
+        "hang",
+        "garbage",
+        "close",
+        "status:500",
+        "slow:10",
+        "status:404",
+    ] {
+        let envoy_port = free_port();
+        let mut sidecar = envoy(&envoy_path, envoy_port, Place::Host);
+        wait_ready(envoy_port, "/ready", Duration::from_secs(20));
+        let bad = free_port();
+        let _bad = fault(bad, mode, Place::Host);
+        // The bad endpoint first, then the real one: the real one must still be reached.
+        let began = Instant::now();
+        let out = run_meshinit(meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(envoy_port, "/ready"),
+                "--quit-url",
+                &url(bad, "/quitquitquit"),
+                "--quit-url",
+                &url(envoy_port, "/quitquitquit"),
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+        ));
+        let took = began.elapsed();
+        assert_eq!(out.code, Some(7), "{mode}: {}", out.stderr);
+        assert!(took < Duration::from_secs(5), "{mode}: took {took:?}");
+        log_position(
+            &out,
+            &format!("sidecar quit via {}", url(envoy_port, "/quitquitquit")),
+        );
+        assert!(sidecar.exits_within(Duration::from_secs(10)), "{mode}");
+
+        // The bad endpoint alone: meshinit still leaves in time, with the task's code.
+        let began = Instant::now();
+        let out = run_meshinit(meshinit_at(
+            Place::Host,
+            &[
+                "--mesh",
+                "none",
+                "--quit-url",
+                &url(bad, "/quitquitquit"),
+                "--kill-fallback=false",
+                "--",
+                "sh",
+                "-c",
+                "exit 8",
+            ],
+        ));
+        assert_eq!(out.code, Some(8), "{mode}: {}", out.stderr);
+        assert!(
+            began.elapsed() < Duration::from_secs(6),
+            "{mode}: took {:?}",
+            began.elapsed()
+        );
+    }
+}
+
+#[test]
+fn keep_sidecar_modes() {
+    let port = free_port();
+    let mut sidecar = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    let cases = [
+        ("never", 1, true),
+        ("on-failure", 1, false),
+        ("on-failure", 0, true),
+        ("always", 0, false),
+    ];
+    for (keep, code, quits) in cases {
+        let out = run_meshinit(meshinit_at(
+            Place::Host,
+            &[
+                "--mesh",
+                "none",
+                "--quit-url",
+                &quit,
+                "--keep-sidecar",
+                keep,
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {code}"),
+            ],
+        ));
+        assert_eq!(out.code, Some(code), "{}", out.stderr);
+        let calls = sidecar.lines_so_far(Duration::from_millis(200));
+        assert_eq!(
+            calls.iter().any(|l| l == "POST /quitquitquit"),
+            quits,
+            "{keep} exit {code}: {calls:?}"
+        );
+        sidecar.seen.clear();
+    }
+    // scuttle's NEVER_KILL_ISTIO_ON_FAILURE means the same as on-failure.
+    let mut cmd = meshinit_at(
+        Place::Host,
+        &[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &quit,
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    cmd.env("NEVER_KILL_ISTIO_ON_FAILURE", "true");
+    assert_eq!(run_meshinit(cmd).code, Some(3));
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    assert!(
+        !calls.iter().any(|l| l == "POST /quitquitquit"),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn invalid_values_exit_64_and_the_sidecar_is_still_told_to_quit() {
+    let port = free_port();
+    let mut sidecar = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    let cases: &[(&str, &str)] = &[
+        ("MESHINIT_TIMEOUT", "forever"),
+        ("MESHINIT_TIMEOUT", "0"),
+        ("MESHINIT_ON_TIMEOUT", "panic"),
+        ("MESHINIT_KEEP_SIDECAR", "sometimes"),
+        ("MESHINIT_SIDECAR_GRACE", "-1s"),
+        ("MESHINIT_KILL_FALLBACK", "maybe"),
+        ("MESHINIT_SIDECAR_EXE", "pilot-agent"),
+        (
+            "MESHINIT_READY_URL",
+            "https://127.0.0.1:15021/healthz/ready",
+        ),
+        ("MESHINIT_PROCESS_GROUP", "2"),
+        ("MESHINIT_GRACE", "1 s"),
+        ("MESHINIT_LOG", "trace"),
+        ("ENVOY_ADMIN_API", "127.0.0.1:15000"),
+        ("START_WITHOUT_ENVOY", "yes please"),
+        ("WAIT_FOR_ENVOY_TIMEOUT", "90"),
+        ("QUIT_WITHOUT_ENVOY_TIMEOUT", "soon"),
+        ("ISTIO_QUIT_API", "https://127.0.0.1:15020"),
+        ("ISTIO_FALLBACK_PKILL", "sure"),
+        ("NEVER_KILL_ISTIO", "nah"),
+        ("NEVER_KILL_ISTIO_ON_FAILURE", "?"),
+        ("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/a,:"),
+        ("SCUTTLE_LOGGING", "verbose"),
+        ("ENVOY_KILL_API", "localhost:15000/quitquitquit"),
+        ("NEVER_KILL_ENVOY", "t"),
+        ("ALWAYS_KILL_ENVOY", "f"),
+    ];
+    for (name, value) in cases {
+        let mut cmd = meshinit_at(Place::Host, &["--", "echo", "never"]);
+        cmd.env("MESHINIT_MESH", "envoy")
+            .env("MESHINIT_QUIT_URL", &quit)
+            .env(name, value);
+        let out = run_meshinit(cmd);
+        assert_eq!(out.code, Some(64), "{name}={value}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{name}: the task must not run");
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.contains(name) && first.contains(value.split(',').next_back().unwrap_or(value)),
+            "{name}: {first}"
+        );
+        let calls = sidecar.lines_so_far(Duration::from_millis(200));
+        assert!(
+            calls.iter().any(|l| l == "POST /quitquitquit"),
+            "{name}={value}: sidecar not told: {calls:?}"
+        );
+        sidecar.seen.clear();
+    }
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &["--quit-url", "https://127.0.0.1:15020/quitquitquit", "true"],
+    ));
+    assert_eq!(out.code, Some(64));
+    assert!(
+        out.stderr
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("plain http URL"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn proc_fallback_signals_only_the_sidecar_executable() {
+    let test = "proc_fallback_signals_only_the_sidecar_executable";
+    if !need_pid1(test) {
+        return;
+    }
+    // In a PID namespace of the test's own (its /proc shows nothing else), two copies of
+    // sh run trap scripts: the "sidecar" at the path meshinit is told, and a decoy with
+    // the same file name elsewhere. Only the sidecar may get TERM.
+    let dir = std::env::temp_dir().join(format!("meshinit-procfallback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["real", "decoy"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy("/bin/sh", dir.join(sub).join("pilot-agent")).unwrap();
+    }
+    let d = dir.display();
+    let script = format!(
+        "for w in real decoy; do \
+           {d}/$w/pilot-agent -c \"trap 'echo TERM > {d}/$w.got; exit 0' TERM; \
+             i=0; while [ \\$i -lt 100 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
+         done; sleep 0.3; \
+         {bin} --mesh none --quit-url http://127.0.0.1:9/quitquitquit --sidecar-exe {d}/real/pilot-agent \
+           -- sh -c 'exit 3'; echo meshinit=$?; sleep 0.5; \
+         echo real=$(cat {d}/real.got 2>/dev/null) decoy=$(cat {d}/decoy.got 2>/dev/null)",
+        bin = bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert!(
+        out.stdout.contains("meshinit=3"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("real=TERM decoy="),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!out.stdout.contains("decoy=TERM"), "{}", out.stdout);
+    assert!(out.stderr.contains("sent SIGTERM to"), "{}", out.stderr);
+}
+
+#[test]
+fn proc_fallback_says_why_when_it_finds_nothing() {
+    if !need_pid1("proc_fallback_says_why_when_it_finds_nothing") {
+        return;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin())
+        .args([
+            "--mesh",
+            "istio",
+            "--ready-url",
+            "http://127.0.0.1:9/",
+            "--timeout",
+            "100ms",
+            "--",
+            "true",
+        ]);
+    cmd.env_remove("MESHINIT_MESH");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("shareProcessNamespace"),
+        "{}",
+        out.stderr
+    );
+}
