@@ -4,19 +4,17 @@
 use std::ffi::OsString;
 
 use crate::cli::{Action, Config, OnTimeout};
-use crate::client::Client;
 use crate::readiness::{self, Waited};
 use crate::sidecar::{self, Mesh, Plan};
 use crate::signals::Signals;
 use crate::{child, shutdown, supervisor, EXIT_SOFTWARE, EXIT_UNAVAILABLE};
 
 pub fn run(config: &Config) -> u8 {
-    let client = Client::new();
     let signals = match Signals::take_over() {
         Ok(signals) => signals,
         Err(err) => {
             log::error!("cannot block signals: {err}");
-            return finish(config, &quit_plan(config), &client, EXIT_SOFTWARE);
+            return finish(config, &quit_plan(config), EXIT_SOFTWARE);
         }
     };
     match supervisor::become_subreaper() {
@@ -27,15 +25,15 @@ pub fn run(config: &Config) -> u8 {
         }
     }
     match &config.action {
-        Action::Run(command) => run_task(config, command, &signals, &client),
-        Action::Wait => match readiness::wait(config, &signals, &client) {
+        Action::Run(command) => run_task(config, command, &signals),
+        Action::Wait => match readiness::wait(config, &signals) {
             Waited::Ready(_) | Waited::NoSidecar => 0,
             Waited::TimedOut(_) => EXIT_UNAVAILABLE,
             Waited::Signalled(sig, _) => signal_code(sig),
         },
         Action::Quit => {
             let plan = quit_plan(config);
-            if plan.is_empty() || shutdown::quit(&plan, &client) {
+            if plan.is_empty() || shutdown::quit(&plan) {
                 0
             } else {
                 EXIT_UNAVAILABLE
@@ -44,24 +42,24 @@ pub fn run(config: &Config) -> u8 {
     }
 }
 
-fn run_task(config: &Config, command: &[OsString], signals: &Signals, client: &Client) -> u8 {
-    let plan = match readiness::wait(config, signals, client) {
+fn run_task(config: &Config, command: &[OsString], signals: &Signals) -> u8 {
+    let plan = match readiness::wait(config, signals) {
         Waited::Ready(plan) => plan,
         Waited::NoSidecar => Plan::default(),
         Waited::TimedOut(plan) => match config.on_timeout {
-            OnTimeout::Fail => return finish(config, &plan, client, EXIT_UNAVAILABLE),
+            OnTimeout::Fail => return finish(config, &plan, EXIT_UNAVAILABLE),
             OnTimeout::Start => {
                 log::warn!("starting the task without a ready sidecar (--on-timeout start)");
                 plan
             }
         },
-        Waited::Signalled(sig, plan) => return finish(config, &plan, client, signal_code(sig)),
+        Waited::Signalled(sig, plan) => return finish(config, &plan, signal_code(sig)),
     };
     let task = match child::spawn(command) {
         Ok(task) => task,
         Err(err) => {
             log::error!("{err}");
-            return finish(config, &plan, client, err.exit_code());
+            return finish(config, &plan, err.exit_code());
         }
     };
     log::info!("task started: pid {}", task.pid);
@@ -69,23 +67,23 @@ fn run_task(config: &Config, command: &[OsString], signals: &Signals, client: &C
         Ok(code) => code,
         Err(err) => {
             log::error!("waiting for signals: {err}");
-            return finish(config, &plan, client, EXIT_SOFTWARE);
+            return finish(config, &plan, EXIT_SOFTWARE);
         }
     };
     log::info!("task exited with code {code}");
     if let Err(err) = supervisor::drain_group(signals, task, config.grace) {
         log::error!("waiting for the task's process group: {err}");
     }
-    finish(config, &plan, client, code)
+    finish(config, &plan, code)
 }
 
 /// Tells the sidecar to quit unless --keep-sidecar keeps it for this exit code; returns
 /// the code, which is meshinit's whatever happened to the sidecar.
-pub fn finish(config: &Config, plan: &Plan, client: &Client, code: u8) -> u8 {
+pub fn finish(config: &Config, plan: &Plan, code: u8) -> u8 {
     let has_sidecar = !plan.is_empty() || !plan.executables.is_empty();
     if has_sidecar {
         if config.keep.quits_after(code) {
-            shutdown::quit(plan, client);
+            shutdown::quit(plan);
         } else {
             log::info!("leaving the sidecar running (--keep-sidecar, exit code {code})");
         }

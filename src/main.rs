@@ -43,7 +43,7 @@ fn run() -> u8 {
             if matches!(config.action, cli::Action::Run(_)) {
                 logging::init(config.log);
                 let plan = lifecycle::quit_plan(&config);
-                lifecycle::finish(&config, &plan, &client::Client::new(), EXIT_USAGE)
+                lifecycle::finish(&config, &plan, EXIT_USAGE)
             } else {
                 EXIT_USAGE
             }

@@ -14,7 +14,7 @@ use crate::supervisor;
 /// The pause after the first failed poll; it doubles up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 /// Keeps the task's start within about this long of the sidecar turning ready.
-const MAX_PAUSE: Duration = Duration::from_millis(20);
+const MAX_PAUSE: Duration = Duration::from_millis(10);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 pub enum Waited {
@@ -37,7 +37,7 @@ fn ends_wait(sig: libc::c_int) -> bool {
     )
 }
 
-pub fn wait(config: &Config, signals: &Signals, client: &Client) -> Waited {
+pub fn wait(config: &Config, signals: &Signals) -> Waited {
     let mesh = config.mesh();
     let candidates: Vec<(Mesh, Plan)> = match mesh {
         Mesh::Auto => sidecar::AUTO_CANDIDATES
@@ -61,12 +61,9 @@ pub fn wait(config: &Config, signals: &Signals, client: &Client) -> Waited {
     if chosen.is_some() && pending.is_empty() {
         return Waited::Ready(chosen.map(|(_, p)| p).unwrap_or_default());
     }
+    let client = Client::new();
     match &chosen {
-        Some((mesh, _)) => log::info!(
-            "waiting for the {} sidecar: {}",
-            mesh.name(),
-            pending.join(", ")
-        ),
+        Some(_) => log::info!("waiting for the sidecar: {}", pending.join(", ")),
         None => log::info!(
             "looking for a sidecar for up to {}ms (istio, linkerd, envoy)",
             millis(config.sidecar_grace)
@@ -104,13 +101,9 @@ pub fn wait(config: &Config, signals: &Signals, client: &Client) -> Waited {
             }
         }
         let now = Instant::now();
-        if let Some((mesh, plan)) = &chosen {
+        if let Some((_, plan)) = &chosen {
             if pending.is_empty() {
-                log::info!(
-                    "the {} sidecar is ready after {}ms",
-                    mesh.name(),
-                    millis(now - start)
-                );
+                log::info!("the sidecar is ready after {}ms", millis(now - start));
                 return Waited::Ready(plan.clone());
             }
         } else if now >= look_until {

@@ -15,7 +15,8 @@ const ROUNDS: usize = 3;
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
 
 /// Returns whether the sidecar was told to quit (an endpoint took it, or it was signalled).
-pub fn quit(plan: &Plan, client: &Client) -> bool {
+pub fn quit(plan: &Plan) -> bool {
+    let client = Client::new();
     let start = Instant::now();
     let deadline = start + BUDGET;
     let left = || deadline.saturating_duration_since(Instant::now());

@@ -87,7 +87,7 @@ fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
     ));
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert_eq!(out.stdout, "task ran");
-    let ready = log_position(&out, "the istio sidecar is ready");
+    let ready = log_position(&out, "the sidecar is ready");
     let started = log_position(&out, "task started");
     let quit = log_position(&out, "sidecar quit via http://127.0.0.1:15020/quitquitquit");
     assert!(ready < started && started < quit, "{}", out.stderr);
@@ -238,10 +238,7 @@ fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     log_position(
         &out,
-        &format!(
-            "waiting for the istio sidecar: {}",
-            url(ports.admin, "/ready")
-        ),
+        &format!("waiting for the sidecar: {}", url(ports.admin, "/ready")),
     );
     log_position(
         &out,

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Sidecar latencies of meshinit against a real Envoy, for scripts/bench.
+
+  bench_sidecar.py MESHINIT ENVOY RUNS
+
+Per run: a fresh Envoy and meshinit start together; this harness polls Envoy's /ready
+about every millisecond and takes the send time of the last answer that was not 200 as the
+moment Envoy turned ready (so the figures err on the slow side). The task is `date +%s%N`:
+its output is the moment of its exec (plus date's own start-up, ~0.5 ms). Printed:
+  ready -> exec   Envoy turning ready to the task's exec
+  exit -> exit    the task's exit to meshinit's, including the quit request
+  warm start      meshinit's start to the task's exec with Envoy already ready
+and, as a model rather than a measurement, what scuttle's schedule (first poll at once,
+then 0.5 s x 1.5 backoff) would have added to each run's ready moment.
+"""
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+meshinit, envoy, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+work = tempfile.mkdtemp()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ready_status(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = s.recv(12)
+            return int(head[9:12])
+    except (OSError, ValueError):
+        return None
+
+
+def start_envoy(port):
+    config = os.path.join(work, "envoy-%d.yaml" % port)
+    with open(config, "w") as f:
+        f.write("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: %d }\n" % port)
+    return subprocess.Popen(
+        [envoy, "-c", config, "--disable-hot-restart", "--concurrency", "1", "-l", "critical"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def meshinit_cmd(port):
+    return [meshinit, "--ready-url", "http://127.0.0.1:%d/ready" % port,
+            "--quit-url", "http://127.0.0.1:%d/quitquitquit" % port,
+            "--log", "info", "--", "date", "+%s%N"]
+
+
+def scuttle_delay(ready_offset_s):
+    poll, interval = 0.0, 0.5
+    while poll < ready_offset_s:
+        poll += interval
+        interval *= 1.5
+    return poll - ready_offset_s
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+ready_to_exec, exit_to_exit, quit_ms, scuttle, failures = [], [], [], [], 0
+for _ in range(runs):
+    port = free_port()
+    t_start = time.time_ns()
+    m = subprocess.Popen(meshinit_cmd(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    e = start_envoy(port)
+    last_not_ready = time.time_ns()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        sent = time.time_ns()
+        if ready_status(port) == 200:
+            break
+        last_not_ready = sent
+        time.sleep(0.0008)
+    try:
+        out, err = m.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        m.kill()
+        out, err = m.communicate()
+    t_exit = time.time_ns()
+    try:
+        e.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        failures += 1
+    stop(e)
+    if m.returncode != 0 or not out.strip().isdigit():
+        failures += 1
+        continue
+    t_exec = int(out.strip())
+    ready_to_exec.append((t_exec - last_not_ready) / 1e6)
+    exit_to_exit.append((t_exit - t_exec) / 1e6)
+    found = re.search(rb"sidecar quit via \S+ \(HTTP 200\) in (\d+)ms", err)
+    if found:
+        quit_ms.append(int(found.group(1)))
+    scuttle.append(scuttle_delay((last_not_ready - t_start) / 1e9) * 1e3)
+
+# Warm start: Envoy is already ready when meshinit starts.
+warm = []
+port = free_port()
+e = start_envoy(port)
+deadline = time.monotonic() + 20
+while ready_status(port) != 200 and time.monotonic() < deadline:
+    time.sleep(0.01)
+cmd = meshinit_cmd(port)
+cmd[cmd.index("--quit-url") + 1] = "http://127.0.0.1:9/none"
+cmd += []
+for _ in range(runs):
+    t0 = time.time_ns()
+    out = subprocess.run(cmd + [], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         env=dict(os.environ, MESHINIT_KILL_FALLBACK="false")).stdout
+    if out.strip().isdigit():
+        warm.append((int(out.strip()) - t0) / 1e6)
+stop(e)
+
+
+def row(name, values, note=""):
+    if not values:
+        print("%-34s no data" % name)
+        return
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    print("%-34s %8.2f %8.2f %8.2f  %s" % (name, statistics.median(values), p95, values[-1], note))
+
+
+print("%-34s %8s %8s %8s" % ("ms, over %d runs" % runs, "median", "p95", "max"))
+row("ready -> task exec (meshinit)", ready_to_exec)
+row("task exit -> meshinit exit", exit_to_exit, "includes the quit request")
+row("  of which the quit request", quit_ms, "(meshinit's log, whole ms)")
+row("meshinit start -> exec, warm", warm, "Envoy already ready")
+row("ready -> exec, scuttle's schedule", scuttle, "model: 0.5 s x 1.5 backoff")
+print("failed runs: %d" % failures)
