@@ -1,6 +1,7 @@
-//! Starting the task: fork, give the child a clean signal state and its own process group,
-//! exec. A close-on-exec pipe carries a failure in the child back as an errno, so that
-//! "not found" and "not executable" are told apart and reported by meshinit itself.
+//! Starting the task: a vfork-style clone (the parent waits, no page tables are copied),
+//! then in the child a clean signal state, its own process group, and exec. A failure in
+//! the child comes back as an errno in shared memory, so that "not found" and "not
+//! executable" are told apart and reported by meshinit itself.
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -69,27 +70,29 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
     pointers.push(std::ptr::null());
     let take_terminal = owns_terminal();
 
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(setup("pipe2", io::Error::last_os_error()));
-    }
-    let [read_end, write_end] = fds;
-    // SAFETY: meshinit has no other threads, so the child may run the async-signal-safe
-    // code in `run_child` until it execs or exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        run_child(&pointers, take_terminal, write_end);
-    }
-    let fork_err = io::Error::last_os_error();
-    close(write_end);
+    let mut shared = Shared {
+        argv: pointers.as_ptr(),
+        take_terminal,
+        failure: None,
+    };
+    // SAFETY: CLONE_VM|CLONE_VFORK runs `child_main` on CHILD_STACK with meshinit's memory
+    // and suspends this (only) thread until the child execs or exits, so nothing else
+    // touches `shared` or the stack meanwhile. The stack is used by one child at a time.
+    let pid = unsafe {
+        let stack = std::ptr::addr_of_mut!(CHILD_STACK).cast::<u8>();
+        libc::clone(
+            child_main,
+            stack.add(CHILD_STACK_SIZE).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::addr_of_mut!(shared).cast(),
+        )
+    };
     if pid < 0 {
-        close(read_end);
-        return Err(setup("fork", fork_err));
+        return Err(setup("clone", io::Error::last_os_error()));
     }
-    let report = read_report(read_end);
-    close(read_end);
-    match report {
+    // SAFETY: the child has exec'd or exited; `shared` is ours again.
+    let failure = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(shared.failure)) };
+    match failure {
         None => Ok(Child { pid }),
         Some((step, errno)) => {
             reap_failed(pid);
@@ -104,14 +107,35 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
     }
 }
 
-/// The child's side of the fork. Only async-signal-safe calls, no allocation.
-fn run_child(argv: &[*const libc::c_char], take_terminal: bool, report: libc::c_int) -> ! {
+/// What the parent hands the child and the child hands back (on failure).
+struct Shared {
+    argv: *const *const libc::c_char,
+    take_terminal: bool,
+    failure: Option<(u8, i32)>,
+}
+
+const CHILD_STACK_SIZE: usize = 64 * 1024;
+/// The child's stack until it execs: in .bss, so only the pages it touches cost memory;
+/// u128 elements keep it 16-byte aligned as both ABIs want.
+static mut CHILD_STACK: [u128; CHILD_STACK_SIZE / 16] = [0; CHILD_STACK_SIZE / 16];
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `Shared`, alive and untouched while the parent is
+    // suspended by CLONE_VFORK.
+    let shared = unsafe { &mut *arg.cast::<Shared>() };
+    run_child(shared)
+}
+
+/// The child's side. Only async-signal-safe calls, no allocation: it shares the parent's
+/// memory until exec.
+fn run_child(shared: &mut Shared) -> ! {
+    let argv = shared.argv;
     // SAFETY: plain syscalls on this process; a failure is reported, not assumed away.
     unsafe {
         if libc::setpgid(0, 0) != 0 {
-            fail(report, 0);
+            fail(shared, 0);
         }
-        if take_terminal {
+        if shared.take_terminal {
             // SIGTTOU is still ignored here, so a background meshinit cannot be stopped by
             // this; a terminal that went away is no reason to fail the task.
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
@@ -120,16 +144,16 @@ fn run_child(argv: &[*const libc::c_char], take_terminal: bool, report: libc::c_
             // EINVAL is expected for KILL and STOP only; any other failure means the task
             // would start with a disposition it did not ask for.
             if !set_default(sig) && *libc::__errno_location() != libc::EINVAL {
-                fail(report, 1);
+                fail(shared, 1);
             }
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            fail(report, 2);
+            fail(shared, 2);
         }
-        libc::execvp(argv[0], argv.as_ptr());
-        fail(report, STEP_EXEC)
+        libc::execvp(*argv, argv);
+        fail(shared, STEP_EXEC)
     }
 }
 
@@ -166,46 +190,15 @@ fn set_default(sig: libc::c_int) -> bool {
     rc == 0
 }
 
-/// Writes (step, errno) to the report pipe and exits. Only used in the child.
-fn fail(report: libc::c_int, step: u8) -> ! {
-    // SAFETY: errno is thread-local storage of this (only) thread.
-    let errno = unsafe { *libc::__errno_location() };
-    let mut message = [0u8; 5];
-    message[0] = step;
-    message[1..].copy_from_slice(&errno.to_ne_bytes());
-    // SAFETY: `message` is valid for its length; _exit never returns. A failed write only
-    // loses the reason: the parent then sees the 127 below as a plain exit.
+/// Records (step, errno) for the parent and exits. Only used in the child.
+fn fail(shared: &mut Shared, step: u8) -> ! {
+    // SAFETY: errno is this thread's; the write goes to the parent's memory, which it reads
+    // only after this child has exited; _exit never returns.
     unsafe {
-        libc::write(report, message.as_ptr().cast(), message.len());
+        let errno = *libc::__errno_location();
+        std::ptr::write_volatile(std::ptr::addr_of_mut!(shared.failure), Some((step, errno)));
         libc::_exit(127)
     }
-}
-
-/// Reads the child's report: `None` when exec succeeded (the pipe closed empty).
-fn read_report(fd: libc::c_int) -> Option<(u8, i32)> {
-    let mut message = [0u8; 5];
-    let mut filled = 0;
-    while filled < message.len() {
-        // SAFETY: the destination is the unfilled tail of `message`.
-        let n = unsafe {
-            libc::read(
-                fd,
-                message[filled..].as_mut_ptr().cast(),
-                message.len() - filled,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => filled += n as usize,
-            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-            _ => break,
-        }
-    }
-    if filled < message.len() {
-        return None;
-    }
-    let errno = i32::from_ne_bytes([message[1], message[2], message[3], message[4]]);
-    Some((message[0], errno))
 }
 
 /// Collects the child that failed before exec, so it does not stay a zombie.
@@ -225,10 +218,4 @@ fn owns_terminal() -> bool {
         let foreground = libc::tcgetpgrp(libc::STDIN_FILENO);
         foreground > 0 && foreground == libc::getpgrp()
     }
-}
-
-fn close(fd: libc::c_int) {
-    // SAFETY: `fd` is a descriptor this module opened and closes once. close's only
-    // failures here (EINTR, EIO) leave nothing to undo.
-    unsafe { libc::close(fd) };
 }

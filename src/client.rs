@@ -3,7 +3,11 @@
 //! HTTP_PROXY must not capture loopback admin calls), no redirects, no connection pool.
 
 use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
+
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{NextTimeout, TcpConnector};
 
 const CONNECT: Duration = Duration::from_millis(250);
 const SEND: Duration = Duration::from_millis(500);
@@ -73,8 +77,10 @@ impl Client {
             .output_buffer_size(4 * 1024)
             .user_agent("meshinit")
             .build();
+        // Plain TCP and a resolver of our own: ureq's defaults also carry the chain for
+        // TLS and proxies and a thread-based lookup, none of which meshinit uses.
         Client {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(config, TcpConnector::default(), PlainResolver),
         }
     }
 
@@ -86,6 +92,40 @@ impl Client {
     /// POST an empty body to `url`, taking at most about `budget`.
     pub fn post(&self, url: &str, budget: Duration) -> Reply {
         reply(limited!(self.agent.post(url), budget).send_empty())
+    }
+}
+
+/// IP literals as they are, names through the system resolver, on the calling thread.
+#[derive(Debug)]
+struct PlainResolver;
+
+impl Resolver for PlainResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri.port_u16().unwrap_or(80);
+        let mut found = self.empty();
+        match host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => found.push(SocketAddr::new(ip, port)),
+            Err(_) => {
+                // ResolvedSocketAddrs holds 16.
+                for addr in (host, port).to_socket_addrs()?.take(16) {
+                    found.push(addr);
+                }
+            }
+        }
+        if found.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(found)
     }
 }
 
