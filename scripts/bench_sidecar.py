@@ -23,6 +23,7 @@ import tempfile
 import time
 
 meshinit, envoy, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+summary_path = sys.argv[4] if len(sys.argv) > 4 else None
 work = tempfile.mkdtemp()
 
 
@@ -130,19 +131,29 @@ for _ in range(runs):
 stop(e)
 
 
-def row(name, values, note=""):
+summary = {}
+
+
+def row(name, values, note="", key=None):
     if not values:
         print("%-34s no data" % name)
         return
     values = sorted(values)
     p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
     print("%-34s %8.2f %8.2f %8.2f  %s" % (name, statistics.median(values), p95, values[-1], note))
+    if key:
+        summary[key] = {"median": statistics.median(values), "p95": p95, "max": values[-1]}
 
 
 print("%-34s %8s %8s %8s" % ("ms, over %d runs" % runs, "median", "p95", "max"))
-row("ready -> task exec (meshinit)", ready_to_exec)
-row("task exit -> meshinit exit", exit_to_exit, "includes the quit request")
-row("  of which the quit request", quit_ms, "(meshinit's log, whole ms)")
-row("meshinit start -> exec, warm", warm, "Envoy already ready")
-row("ready -> exec, scuttle's schedule", scuttle, "model: 0.5 s x 1.5 backoff")
+row("ready -> task exec (meshinit)", ready_to_exec, key="ready_to_exec")
+row("task exit -> meshinit exit", exit_to_exit, "includes the quit request", key="exit_to_exit")
+row("  of which the quit request", quit_ms, "(meshinit's log, whole ms)", key="quit")
+row("meshinit start -> exec, warm", warm, "Envoy already ready", key="warm")
+row("ready -> exec, scuttle's schedule", scuttle, "model: 0.5 s x 1.5 backoff", key="scuttle")
 print("failed runs: %d" % failures)
+summary["failures"] = failures
+if summary_path:
+    import json
+    with open(summary_path, "w") as f:
+        json.dump(summary, f)
