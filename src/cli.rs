@@ -63,6 +63,7 @@ pub struct Config {
     pub on_timeout: OnTimeout,
     pub keep: Keep,
     pub sidecar_grace: Duration,
+    pub quit_wait: Duration,
     pub forwarding: Forwarding,
     pub grace: Duration,
     pub log: LevelFilter,
@@ -84,6 +85,7 @@ impl Default for Config {
             on_timeout: OnTimeout::Fail,
             keep: Keep::Never,
             sidecar_grace: Duration::from_secs(5),
+            quit_wait: Duration::from_secs(2),
             forwarding: Forwarding::Process,
             grace: Duration::ZERO,
             log: LevelFilter::Info,
@@ -162,6 +164,7 @@ enum Key {
     OnTimeout,
     KeepSidecar,
     SidecarGrace,
+    QuitWait,
     KillFallback,
     SidecarExe,
     ProcessGroup,
@@ -246,6 +249,13 @@ const SPECS: &[Spec] = &[
         "DURATION",
         "with --mesh auto, how long to look for a sidecar (default: 5s)",
     ),
+    spec(
+        Key::QuitWait,
+        "quit-wait",
+        "MESHINIT_QUIT_WAIT",
+        "DURATION",
+        "after a quit was taken, how long a sidecar seen in /proc may take to exit before SIGTERM (default: 2s; 0: no check)",
+    ),
     Spec {
         key: Key::KillFallback,
         long: "kill-fallback",
@@ -318,7 +328,7 @@ pub fn parse(
     };
     match error {
         Some(error) => Err(Failure {
-            error,
+            error: UsageError(one_line(error.0)),
             config: Box::new(config),
         }),
         None => Ok(Invocation::Run(Box::new(config))),
@@ -442,6 +452,9 @@ fn apply(config: &mut Config, spec: &Spec, source: &str, value: &str) -> Result<
         Key::SidecarGrace => {
             config.sidecar_grace = positive_duration(value).ok_or_else(|| bad(POSITIVE_FORM))?
         }
+        Key::QuitWait => {
+            config.quit_wait = duration::parse(value).ok_or_else(|| bad(duration::FORM))?
+        }
         Key::KillFallback => {
             config.kill_fallback = parse_bool(value).ok_or_else(|| bad(BOOL_FORM))?
         }
@@ -519,6 +532,19 @@ pub fn invalid(source: &str, value: &str, form: &str) -> UsageError {
     UsageError(format!(
         "{source}: invalid value '{value}': expected {form}"
     ))
+}
+
+/// Control characters (a newline in a value, say) escaped: the message stays one line.
+fn one_line(message: String) -> String {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() {
+            line.extend(c.escape_debug());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 pub fn utf8(source: &str, raw: OsString) -> Result<String, UsageError> {

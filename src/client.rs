@@ -64,6 +64,12 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
 impl Client {
     pub fn new() -> Client {
         let config = ureq::Agent::config_builder()
@@ -95,7 +101,8 @@ impl Client {
     }
 }
 
-/// IP literals as they are, names through the system resolver, on the calling thread.
+/// IP literals as they are, `localhost` as loopback without asking anyone, other names
+/// through the system resolver, on the calling thread (bounded by its own timeouts).
 #[derive(Debug)]
 struct PlainResolver;
 

@@ -88,6 +88,12 @@ fn readiness_url(admin: &str) -> String {
     }
 }
 
+fn hidden(name: &str, form: &str) -> UsageError {
+    UsageError(format!(
+        "{name}: invalid value (not shown): expected {form}"
+    ))
+}
+
 /// Reads the old variables into `config`. Every variable is read; the first error is
 /// returned after all of them were applied as far as they could be.
 pub fn apply(
@@ -95,10 +101,10 @@ pub fn apply(
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<(), UsageError> {
     let mut first_error = None;
-    let mut read = |name: &str| match env(name).map(|raw| cli::utf8(name, raw)) {
+    let mut read = |name: &str| match env(name).map(OsString::into_string) {
         Some(Ok(value)) => Some(value),
-        Some(Err(err)) => {
-            first_error.get_or_insert(err);
+        Some(Err(_)) => {
+            first_error.get_or_insert(hidden(name, "valid UTF-8"));
             None
         }
         None => None,
@@ -121,21 +127,21 @@ pub fn apply(
         let Some(value) = value.as_deref() else {
             continue;
         };
+        // These variables are not meshinit's: their values stay out of messages.
+        let bad = |form: &str| hidden(name, form);
         let flag = |slot: &mut bool| {
-            *slot =
-                cli::parse_bool(value).ok_or_else(|| cli::invalid(name, value, cli::BOOL_FORM))?;
+            *slot = cli::parse_bool(value).ok_or_else(|| bad(cli::BOOL_FORM))?;
             Ok(())
         };
         let url = |slot: &mut Option<String>| {
             if !sidecar::valid_url(value) {
-                return Err(cli::invalid(name, value, sidecar::URL_FORM));
+                return Err(bad(sidecar::URL_FORM));
             }
             *slot = Some(value.trim_end_matches('/').to_owned());
             Ok(())
         };
         let timeout = |slot: &mut Option<Duration>| {
-            let d =
-                duration::parse(value).ok_or_else(|| cli::invalid(name, value, duration::FORM))?;
+            let d = duration::parse(value).ok_or_else(|| bad(duration::FORM))?;
             // 0 meant "forever" there; here it keeps meshinit's finite default.
             *slot = Some(d).filter(|d| !d.is_zero());
             Ok(())
@@ -148,7 +154,9 @@ pub fn apply(
             "QUIT_WITHOUT_ENVOY_TIMEOUT" => timeout(&mut quit_timeout),
             "ISTIO_QUIT_API" => url(&mut compat.istio_quit),
             "ENVOY_KILL_API" => url(&mut compat.envoy_kill),
-            "GENERIC_QUIT_ENDPOINTS" => cli::url_list(name, value).map(|urls| compat.notify = urls),
+            "GENERIC_QUIT_ENDPOINTS" => cli::url_list(name, value)
+                .map(|urls| compat.notify = urls)
+                .map_err(|_| bad(sidecar::URL_FORM)),
             "ISTIO_FALLBACK_PKILL" => flag(&mut config.kill_fallback),
             "NEVER_KILL_ISTIO" | "NEVER_KILL_ENVOY" => flag(&mut set).map(|()| never_kill |= set),
             "NEVER_KILL_ISTIO_ON_FAILURE" => flag(&mut set).map(|()| keep_on_failure |= set),
@@ -282,8 +290,9 @@ mod tests {
             ("NEVER_KILL_ISTIO", "true"),
         ]);
         let err = r.unwrap_err().0;
+        // Named, but not shown: the value is not meshinit's to print.
         assert!(
-            err.contains("ENVOY_ADMIN_API") && err.contains("https://"),
+            err.contains("ENVOY_ADMIN_API") && !err.contains("https://"),
             "{err}"
         );
         assert_eq!(c.keep, Keep::Always);

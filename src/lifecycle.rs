@@ -33,7 +33,7 @@ pub fn run(config: &Config) -> u8 {
         },
         Action::Quit => {
             let plan = quit_plan(config);
-            if plan.is_empty() || shutdown::quit(&plan) {
+            if plan.is_empty() || shutdown::quit(&plan, config.quit_wait) {
                 0
             } else {
                 EXIT_UNAVAILABLE
@@ -83,7 +83,7 @@ pub fn finish(config: &Config, plan: &Plan, code: u8) -> u8 {
     let has_sidecar = !plan.is_empty() || !plan.executables.is_empty();
     if has_sidecar {
         if config.keep.quits_after(code) {
-            shutdown::quit(plan);
+            shutdown::quit(plan, config.quit_wait);
         } else {
             log::info!("leaving the sidecar running (--keep-sidecar, exit code {code})");
         }

@@ -1,7 +1,9 @@
 //! Log lines on stderr: `meshinit +12ms info: ...`, the time being since meshinit started,
-//! so that each phase of a run can be read off the log.
+//! so that each phase of a run can be read off the log. A line is written only when stderr
+//! can take it at once: a full pipe, a reader that went away or a closed descriptor drops
+//! the line instead of blocking or killing PID 1.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -19,11 +21,11 @@ pub fn elapsed_ms() -> u64 {
         .map_or(0, |start| crate::duration::millis(start.elapsed()))
 }
 
-/// Installs the logger. A failure to write a log line is dropped, never fatal: PID 1 must
-/// outlive a closed stderr.
+/// Installs the logger.
 pub fn init(level: log::LevelFilter) {
     let _ = env_logger::Builder::new()
         .filter_level(level)
+        .target(env_logger::Target::Pipe(Box::new(Stderr)))
         .format(|buf, record| {
             writeln!(
                 buf,
@@ -38,5 +40,35 @@ pub fn init(level: log::LevelFilter) {
 
 /// Prints one line that must be seen whatever the log level (usage errors).
 pub fn say(message: &dyn std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "meshinit: {message}");
+    let _ = Stderr.write_all(format!("meshinit: {message}\n").as_bytes());
+}
+
+/// Standard error that never blocks: it writes only what poll says fits now (a pipe with
+/// room takes up to PIPE_BUF bytes whole) and drops the rest.
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut fd = libc::pollfd {
+            fd: libc::STDERR_FILENO,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        let writable = fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) == 0;
+        if ready == 1 && writable && fd.revents & libc::POLLOUT != 0 {
+            // SAFETY: `buf` is valid for its length.
+            let n = unsafe { libc::write(libc::STDERR_FILENO, buf.as_ptr().cast(), buf.len()) };
+            if n > 0 {
+                return Ok(n as usize);
+            }
+        }
+        // Dropped: claiming it written keeps write_all from retrying.
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

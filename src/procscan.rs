@@ -15,16 +15,27 @@ pub enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Sends SIGTERM to every process running the first of `executables` that has any.
-pub fn terminate(executables: &[String]) -> Outcome {
+/// The processes running the first of `executables` that has any, and what kept others
+/// from view (another user's process, /proc unreadable).
+pub struct Found {
+    pub processes: Vec<(i32, String)>,
+    pub problems: Vec<String>,
+}
+
+pub fn find(executables: &[String]) -> Found {
     let entries = match fs::read_dir("/proc") {
         Ok(entries) => entries,
-        Err(err) => return Outcome::Failed(vec![format!("/proc is not readable: {err}")]),
+        Err(err) => {
+            return Found {
+                processes: Vec::new(),
+                problems: vec![format!("/proc is not readable: {err}")],
+            }
+        }
     };
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     let mut found: Vec<(usize, i32, String)> = Vec::new();
-    let mut hidden: Vec<String> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -48,7 +59,7 @@ pub fn terminate(executables: &[String]) -> Outcome {
             // Another user's process: its exe link is closed to us, its command line not.
             Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
                 if let Some(argv0) = argv0(&dir).filter(|a| executables.contains(a)) {
-                    hidden.push(format!(
+                    problems.push(format!(
                         "{argv0} (pid {pid}, uid {}) runs as another user: meshinit may not \
                          inspect or signal it (run as its UID or with CAP_KILL)",
                         uid(&dir)
@@ -59,17 +70,45 @@ pub fn terminate(executables: &[String]) -> Outcome {
         }
     }
     let best = found.iter().map(|(rank, _, _)| *rank).min();
+    let processes = found
+        .into_iter()
+        .filter(|(rank, _, _)| Some(*rank) == best)
+        .map(|(_, pid, exe)| (pid, exe))
+        .collect();
+    Found {
+        processes,
+        problems,
+    }
+}
+
+/// Whether `pid` still runs (a zombie has finished running).
+pub fn running(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which ends with the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends SIGTERM to every process running the first of `executables` that has any.
+pub fn terminate(executables: &[String]) -> Outcome {
+    let Found {
+        processes,
+        mut problems,
+    } = find(executables);
     let mut signalled = Vec::new();
-    let mut problems = hidden;
-    for (_, pid, exe) in found.into_iter().filter(|(rank, _, _)| Some(*rank) == best) {
+    for (pid, exe) in processes {
         // SAFETY: kill has no memory arguments; `pid` runs the sidecar's executable.
         if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
             signalled.push((pid, exe));
         } else {
             let err = io::Error::last_os_error();
+            let dir = Path::new("/proc").join(pid.to_string());
             problems.push(format!(
                 "cannot signal {exe} (pid {pid}, uid {}): {err}",
-                uid(&Path::new("/proc").join(pid.to_string()))
+                uid(&dir)
             ));
         }
     }

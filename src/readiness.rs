@@ -63,7 +63,7 @@ pub fn wait(config: &Config, signals: &Signals) -> Waited {
     }
     let client = Client::new();
     match &chosen {
-        Some(_) => log::info!("waiting for the sidecar: {}", pending.join(", ")),
+        Some(_) => log::info!("waiting for the sidecar: {}", shown_list(&pending)),
         None => log::info!(
             "looking for a sidecar for up to {}ms (istio, linkerd, envoy)",
             millis(config.sidecar_grace)
@@ -89,7 +89,11 @@ pub fn wait(config: &Config, signals: &Signals) -> Waited {
                     let reply = client.get(url, budget);
                     last = (url.clone(), reply.clone());
                     if reply.answered() {
-                        log::info!("found the {} sidecar at {url} ({reply})", mesh.name());
+                        log::info!(
+                            "found the {} sidecar at {} ({reply})",
+                            mesh.name(),
+                            sidecar::shown(url)
+                        );
                         pending = plan.ready.clone();
                         if reply.is_success() {
                             pending.retain(|u| u != url);
@@ -118,7 +122,7 @@ pub fn wait(config: &Config, signals: &Signals) -> Waited {
             log::error!(
                 "the sidecar was not ready within {}ms; last answer from {}: {}",
                 millis(config.timeout),
-                last.0,
+                sidecar::shown(&last.0),
                 last.1
             );
             return Waited::TimedOut(plan());
@@ -127,7 +131,7 @@ pub fn wait(config: &Config, signals: &Signals) -> Waited {
             log::info!(
                 "still waiting for the sidecar after {}ms; last answer from {}: {}",
                 millis(now - start),
-                last.0,
+                sidecar::shown(&last.0),
                 last.1
             );
             next_progress = now + PROGRESS_EVERY;
@@ -155,4 +159,9 @@ pub fn wait(config: &Config, signals: &Signals) -> Waited {
         }
         pause = (pause * 2).min(MAX_PAUSE);
     }
+}
+
+fn shown_list(urls: &[String]) -> String {
+    let shown: Vec<String> = urls.iter().map(|u| sidecar::shown(u)).collect();
+    shown.join(", ")
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, Reply};
 use crate::duration::millis;
 use crate::procscan;
-use crate::sidecar::Plan;
+use crate::sidecar::{self, Plan};
 
 /// The most that quitting may take, whatever the endpoints do.
 const BUDGET: Duration = Duration::from_secs(4);
@@ -15,14 +15,16 @@ const ROUNDS: usize = 3;
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
 
 /// Returns whether the sidecar was told to quit (an endpoint took it, or it was signalled).
-pub fn quit(plan: &Plan) -> bool {
+/// After an endpoint took it, a sidecar visible in /proc gets up to `confirm` to exit
+/// before the fallback sends it SIGTERM: an endpoint may answer 200 and do nothing.
+pub fn quit(plan: &Plan, confirm: Duration) -> bool {
     let client = Client::new();
     let start = Instant::now();
     let deadline = start + BUDGET;
     let left = || deadline.saturating_duration_since(Instant::now());
     for url in &plan.notify {
         let reply = client.post(url, left().min(Duration::from_secs(1)));
-        log::info!("notified {url}: {reply}");
+        log::info!("notified {}: {reply}", sidecar::shown(url));
     }
     for round in 0..ROUNDS {
         let mut anyone_there = false;
@@ -33,16 +35,19 @@ pub fn quit(plan: &Plan) -> bool {
             let reply = client.post(url, left());
             if reply.is_success() {
                 log::info!(
-                    "sidecar quit via {url} ({reply}) in {}ms",
+                    "sidecar quit via {} ({reply}) in {}ms",
+                    sidecar::shown(url),
                     millis(start.elapsed())
                 );
+                confirm_exit(plan, confirm);
                 return true;
             }
-            log::warn!("quit via {url} failed: {reply}");
+            log::warn!("quit via {} failed: {reply}", sidecar::shown(url));
             if plan.linkerd && reply.answered() {
                 log::warn!(
-                    "Linkerd refused {url}: its shutdown endpoint needs the pod annotation \
-                     config.linkerd.io/proxy-admin-shutdown: enabled"
+                    "Linkerd refused {}: its shutdown endpoint needs the pod annotation \
+                     config.linkerd.io/proxy-admin-shutdown: enabled",
+                    sidecar::shown(url)
                 );
             }
             anyone_there |= reply != Reply::Refused;
@@ -59,6 +64,35 @@ pub fn quit(plan: &Plan) -> bool {
         }
         return false;
     }
+    fall_back(plan)
+}
+
+/// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs
+/// them when they do not. Nothing visible, nothing to wait for.
+fn confirm_exit(plan: &Plan, confirm: Duration) {
+    if plan.executables.is_empty() || confirm.is_zero() {
+        return;
+    }
+    let visible = procscan::find(&plan.executables).processes;
+    if visible.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + confirm;
+    while Instant::now() < deadline {
+        if !visible.iter().any(|(pid, _)| procscan::running(*pid)) {
+            log::debug!("the sidecar's processes have exited");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!(
+        "the sidecar took the quit but still runs after {}ms",
+        millis(confirm)
+    );
+    fall_back(plan);
+}
+
+fn fall_back(plan: &Plan) -> bool {
     match procscan::terminate(&plan.executables) {
         procscan::Outcome::Signalled(list) => {
             for (pid, exe) in list {

@@ -108,14 +108,31 @@ pub fn valid_url(url: &str) -> bool {
     uri.scheme_str() == Some("http") && uri.host().is_some_and(|h| !h.is_empty()) && port_ok
 }
 
-/// Whether `url` names this machine (scuttle quits only a local Envoy).
+/// `url` fit for a log line: credentials in it (`http://user:secret@host/`) are replaced,
+/// since the URL may come from a variable that is not meshinit's own.
+pub fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `url` names this machine: a loopback IP literal or `localhost`.
 pub fn is_loopback(url: &str) -> bool {
     let Ok(uri) = url.parse::<ureq::http::Uri>() else {
         return false;
     };
     match uri.host() {
-        Some("localhost") | Some("[::1]") => true,
-        Some(host) => host.starts_with("127."),
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
         None => false,
     }
 }
@@ -146,6 +163,33 @@ mod tests {
         assert!(is_loopback("http://[::1]:15000"));
         assert!(!is_loopback("http://10.0.0.1:15000"));
         assert!(!is_loopback("http://envoy:15000"));
+        assert!(!is_loopback("http://127.0.0.:15000"));
+        assert!(!is_loopback("http://127.evil.example:15000"));
+        assert_eq!(
+            shown("http://u:pw@127.0.0.1:1/x@y"),
+            "http://***@127.0.0.1:1/x@y"
+        );
+        assert_eq!(
+            shown("http://127.0.0.1:1/ready"),
+            "http://127.0.0.1:1/ready"
+        );
+        assert_eq!(shown("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn every_preset_talks_only_to_loopback() {
+        for mesh in [
+            Mesh::Istio,
+            Mesh::Envoy,
+            Mesh::Linkerd,
+            Mesh::None,
+            Mesh::Auto,
+        ] {
+            let plan = preset(mesh);
+            for url in plan.ready.iter().chain(&plan.quit) {
+                assert!(is_loopback(url), "{url}");
+            }
+        }
     }
 
     #[test]

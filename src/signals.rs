@@ -58,11 +58,18 @@ impl Signals {
             .as_ref()
             .map_or(std::ptr::null(), |l| l as *const libc::timespec);
         loop {
-            // SAFETY: `collected` is initialised; a null siginfo pointer is allowed; the
+            let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+            // SAFETY: `collected` is initialised; `info` has room for a siginfo_t; the
             // timespec pointer is null (no limit) or points at `limit`, alive for the call.
-            let sig =
-                unsafe { libc::sigtimedwait(&self.collected, std::ptr::null_mut(), limit_ptr) };
+            let sig = unsafe { libc::sigtimedwait(&self.collected, info.as_mut_ptr(), limit_ptr) };
             if sig > 0 {
+                // SAFETY: sigtimedwait filled `info` for the signal it returned.
+                let info = unsafe { info.assume_init() };
+                if sent_by_self(&info) {
+                    // A SIGPIPE from meshinit's own write to a stderr whose reader went
+                    // away: not the task's business.
+                    return Ok(None);
+                }
                 return Ok(Some(sig));
             }
             let err = io::Error::last_os_error();
@@ -74,6 +81,11 @@ impl Signals {
             }
         }
     }
+}
+
+fn sent_by_self(info: &libc::siginfo_t) -> bool {
+    // SAFETY: getpid cannot fail; si_pid is valid for SI_USER signals, checked first.
+    info.si_code == libc::SI_USER && unsafe { info.si_pid() == libc::getpid() }
 }
 
 /// Sends `sig` to `target` (a pid, or minus a process group). A target that is already

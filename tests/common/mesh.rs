@@ -102,6 +102,41 @@ impl Drop for Netns {
 
 /// A real Envoy with its admin API on `admin_port`.
 pub fn envoy(bin: &Path, admin_port: u16, place: Place) -> Running {
+    envoy_with(bin, admin_port, place, "")
+}
+
+/// A real Envoy that never becomes ready: it waits, without a time limit, for its clusters
+/// from an xDS server that does not exist (its /ready answers 503 PRE_INITIALIZING).
+pub fn envoy_never_ready(bin: &Path, admin_port: u16) -> Running {
+    envoy_with(bin, admin_port, Place::Host, NEVER_READY)
+}
+
+const NEVER_READY: &str = "node: { id: meshinit-test, cluster: meshinit-test }
+dynamic_resources:
+  cds_config:
+    resource_api_version: V3
+    initial_fetch_timeout: 0s
+    api_config_source:
+      api_type: GRPC
+      transport_api_version: V3
+      grpc_services:
+        - envoy_grpc: { cluster_name: xds }
+static_resources:
+  clusters:
+    - name: xds
+      type: STATIC
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: { http2_protocol_options: {} }
+      load_assignment:
+        cluster_name: xds
+        endpoints:
+          - lb_endpoints:
+              - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9 } } }
+";
+
+fn envoy_with(bin: &Path, admin_port: u16, place: Place, extra: &str) -> Running {
     let dir = std::env::temp_dir().join(format!(
         "meshinit-envoy-{}-{admin_port}",
         std::process::id()
@@ -111,7 +146,7 @@ pub fn envoy(bin: &Path, admin_port: u16, place: Place) -> Running {
     std::fs::write(
         &config,
         format!(
-            "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}\n"
+            "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}\n{extra}"
         ),
     )
     .unwrap();
@@ -152,13 +187,25 @@ impl IstioPorts {
 
 /// The pilot-agent stand-in, starting a real Envoy after `envoy_delay`.
 pub fn pilot_agent(bin: &Path, ports: IstioPorts, envoy_delay: Duration, place: Place) -> Running {
+    pilot_agent_with(bin, ports, envoy_delay, place, &[])
+}
+
+/// The stand-in with extra fixture flags (e.g. `--die-on-quit`).
+pub fn pilot_agent_with(
+    bin: &Path,
+    ports: IstioPorts,
+    envoy_delay: Duration,
+    place: Place,
+    extra: &[&str],
+) -> Running {
     let mut cmd = place.command("python3");
     cmd.arg(fixture("pilot_agent.py"))
         .args(["--envoy", bin.to_str().unwrap()])
         .args(["--admin-port", &ports.admin.to_string()])
         .args(["--status-port", &ports.status.to_string()])
         .args(["--ready-port", &ports.ready.to_string()])
-        .args(["--envoy-delay", &envoy_delay.as_secs_f64().to_string()]);
+        .args(["--envoy-delay", &envoy_delay.as_secs_f64().to_string()])
+        .args(extra);
     let mut running = start(cmd, Mode::Plain);
     running.expect_line(|l| l == "pilot-agent listening", Duration::from_secs(20));
     running
