@@ -295,6 +295,11 @@ const SPECS: &[Spec] = &[
     ),
 ];
 
+/// The MESHINIT_* variables, one per option.
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    SPECS.iter().map(|spec| spec.env)
+}
+
 pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
 const ON_TIMEOUT_FORM: &str = "fail or start";
 const KEEP_FORM: &str = "never, on-failure or always";

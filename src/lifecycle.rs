@@ -17,6 +17,9 @@ pub fn run(config: &Config) -> u8 {
             return finish(config, &quit_plan(config), EXIT_SOFTWARE);
         }
     };
+    // Children that exited before SIGCHLD was blocked (an exec'd shell's orphans) sent
+    // their signal to nobody: collect them now.
+    supervisor::reap(None);
     match supervisor::become_subreaper() {
         Ok(true) => log::debug!("not PID 1: reaping orphans as a child subreaper"),
         Ok(false) => {}

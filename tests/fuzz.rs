@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use meshinit::client::{Client, Reply};
-use meshinit::{cli, duration, sidecar};
+use meshinit::{cli, compat, duration, sidecar};
 
 struct Rng(u64);
 
@@ -172,34 +172,6 @@ const FLAGS: &[&str] = &[
     "--bogus",
     "-x",
 ];
-const VARIABLES: &[&str] = &[
-    "MESHINIT_MESH",
-    "MESHINIT_READY_URL",
-    "MESHINIT_QUIT_URL",
-    "MESHINIT_TIMEOUT",
-    "MESHINIT_ON_TIMEOUT",
-    "MESHINIT_KEEP_SIDECAR",
-    "MESHINIT_SIDECAR_GRACE",
-    "MESHINIT_QUIT_WAIT",
-    "MESHINIT_KILL_FALLBACK",
-    "MESHINIT_SIDECAR_EXE",
-    "MESHINIT_PROCESS_GROUP",
-    "MESHINIT_GRACE",
-    "MESHINIT_LOG",
-    "ENVOY_ADMIN_API",
-    "START_WITHOUT_ENVOY",
-    "WAIT_FOR_ENVOY_TIMEOUT",
-    "QUIT_WITHOUT_ENVOY_TIMEOUT",
-    "ISTIO_QUIT_API",
-    "ISTIO_FALLBACK_PKILL",
-    "NEVER_KILL_ISTIO",
-    "NEVER_KILL_ISTIO_ON_FAILURE",
-    "GENERIC_QUIT_ENDPOINTS",
-    "SCUTTLE_LOGGING",
-    "ENVOY_KILL_API",
-    "NEVER_KILL_ENVOY",
-    "ALWAYS_KILL_ENVOY",
-];
 const VALUES: &[&str] = &[
     "istio",
     "envoy",
@@ -235,6 +207,7 @@ const VALUES: &[&str] = &[
 
 #[test]
 fn configuration_sources() {
+    let variables: Vec<&'static str> = cli::variables().chain(compat::VARIABLES).collect();
     for_a_while("configuration", |rng| {
         let mut args: Vec<String> = Vec::new();
         for _ in 0..rng.below(6) {
@@ -254,7 +227,7 @@ fn configuration_sources() {
         }
         let env: Vec<(String, String)> = (0..rng.below(5))
             .map(|_| {
-                let name = *rng.pick(VARIABLES);
+                let name = *rng.pick(&variables);
                 let value = match rng.below(3) {
                     0 => (*rng.pick(VALUES)).to_owned(),
                     _ => {

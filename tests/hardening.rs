@@ -14,7 +14,7 @@ use common::mesh::{
     envoy, envoy_bin, envoy_never_ready, fault, free_port, pilot_agent_with, url, wait_ready,
     IstioPorts, Place,
 };
-use common::{bin, need_pid1, signum, start, Mode, Output};
+use common::{bin, clean_env, need_pid1, signum, start, Mode, Output};
 
 const LIMIT: Duration = Duration::from_secs(40);
 const NONROOT: [&str; 7] = [
@@ -31,24 +31,12 @@ const NONROOT: [&str; 7] = [
 fn meshinit(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MESHINIT_") || name.starts_with("ENVOY_") || name.starts_with("ISTIO_")
-        {
-            cmd.env_remove(name);
-        }
-    }
+    clean_env(&mut cmd);
     cmd
 }
 
 fn finish(cmd: Command) -> Output {
     start(cmd, Mode::Plain).finish(LIMIT)
-}
-
-fn position(out: &Output, text: &str) -> usize {
-    out.stderr
-        .lines()
-        .position(|l| l.contains(text))
-        .unwrap_or_else(|| panic!("no log line with {text:?} in:\n{}", out.stderr))
 }
 
 fn posts(sidecar: &mut common::Running) -> usize {
@@ -93,7 +81,7 @@ fn envoy_killed_during_the_wait_ends_in_the_time_limit() {
         "{:?}",
         began.elapsed()
     );
-    position(&out, "not ready within 2000ms");
+    out.log_position("not ready within 2000ms");
 }
 
 #[test]
@@ -125,7 +113,7 @@ fn envoy_killed_between_the_task_and_the_quit() {
         "{:?}",
         began.elapsed()
     );
-    position(&out, "connection refused");
+    out.log_position("connection refused");
 }
 
 #[test]
@@ -163,10 +151,10 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
         "{:?}",
         began.elapsed()
     );
-    position(
-        &out,
-        &format!("quit via {} failed", url(ports.status, "/quitquitquit")),
-    );
+    out.log_position(&format!(
+        "quit via {} failed",
+        url(ports.status, "/quitquitquit")
+    ));
     assert!(agent.exits_within(Duration::from_secs(5)));
 }
 
@@ -201,7 +189,7 @@ fn both_gone_at_quit_time() {
         "{:?}",
         began.elapsed()
     );
-    position(&out, "no quit endpoint took the request");
+    out.log_position("no quit endpoint took the request");
 }
 
 #[test]
@@ -257,8 +245,8 @@ fn a_quit_taken_but_not_acted_on_gets_sigterm_through_proc() {
         out.stdout,
         out.stderr
     );
-    position(&out, "took the quit but still runs after 500ms");
-    position(&out, "sent SIGTERM to");
+    out.log_position("took the quit but still runs after 500ms");
+    out.log_position("sent SIGTERM to");
 }
 
 // ---- /proc that cannot help --------------------------------------------------------
@@ -410,7 +398,7 @@ fn a_task_ignoring_term_is_waited_for_and_the_sidecar_quit_after_it() {
     let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("done"), "{}", out.stdout);
-    assert!(position(&out, "task exited") < position(&out, "sidecar quit via"));
+    assert!(out.log_position("task exited") < out.log_position("sidecar quit via"));
     assert_eq!(posts(&mut sidecar), 1);
 }
 
@@ -747,11 +735,7 @@ fn as_nobody(args: &[&str]) -> Command {
         Command::new(bin())
     };
     cmd.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MESHINIT_") {
-            cmd.env_remove(name);
-        }
-    }
+    clean_env(&mut cmd);
     cmd
 }
 
@@ -824,7 +808,7 @@ fn unprivileged_meshinit_runs_reaps_forwards_and_quits() {
         "true",
     ]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    position(&out, "sidecar quit via");
+    out.log_position("sidecar quit via");
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 

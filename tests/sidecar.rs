@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::mesh::{
     envoy, envoy_bin, fault, free_port, pilot_agent, url, wait_ready, IstioPorts, Netns, Place,
 };
-use common::{bin, meshinit_bare, need_pid1, start, Mode, Output, Running};
+use common::{bin, clean_env, meshinit_bare, need_pid1, start, Mode, Output, Running};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -24,43 +24,12 @@ fn meshinit_at(place: Place, args: &[&str]) -> Command {
             c
         }
     };
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MESHINIT_") && name != "MESHINIT_BIN" || is_compat(&name) {
-            cmd.env_remove(name);
-        }
-    }
+    clean_env(&mut cmd);
     cmd
-}
-
-fn is_compat(name: &str) -> bool {
-    [
-        "ENVOY_ADMIN_API",
-        "START_WITHOUT_ENVOY",
-        "WAIT_FOR_ENVOY_TIMEOUT",
-        "QUIT_WITHOUT_ENVOY_TIMEOUT",
-        "ISTIO_QUIT_API",
-        "ISTIO_FALLBACK_PKILL",
-        "NEVER_KILL_ISTIO",
-        "NEVER_KILL_ISTIO_ON_FAILURE",
-        "GENERIC_QUIT_ENDPOINTS",
-        "SCUTTLE_LOGGING",
-        "ENVOY_KILL_API",
-        "NEVER_KILL_ENVOY",
-        "ALWAYS_KILL_ENVOY",
-    ]
-    .contains(&name)
 }
 
 fn run_meshinit(cmd: Command) -> Output {
     start(cmd, Mode::Plain).finish(LIMIT)
-}
-
-/// A log line of meshinit's containing `text`, and its position among the lines.
-fn log_position(out: &Output, text: &str) -> usize {
-    out.stderr
-        .lines()
-        .position(|l| l.contains(text))
-        .unwrap_or_else(|| panic!("no log line with {text:?} in:\n{}", out.stderr))
 }
 
 fn root_netns(test: &str) -> Option<Netns> {
@@ -87,9 +56,9 @@ fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
     ));
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert_eq!(out.stdout, "task ran");
-    let ready = log_position(&out, "the sidecar is ready");
-    let started = log_position(&out, "task started");
-    let quit = log_position(&out, "sidecar quit via http://127.0.0.1:15020/quitquitquit");
+    let ready = out.log_position("the sidecar is ready");
+    let started = out.log_position("task started");
+    let quit = out.log_position("sidecar quit via http://127.0.0.1:15020/quitquitquit");
     assert!(ready < started && started < quit, "{}", out.stderr);
     assert!(
         agent.exits_within(Duration::from_secs(10)),
@@ -113,7 +82,7 @@ fn envoy_preset_waits_for_and_quits_a_real_envoy() {
     let mut sidecar = envoy(&envoy_path, 15000, place);
     let out = run_meshinit(meshinit_at(place, &["--mesh", "envoy", "--", "true"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    log_position(&out, "sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    out.log_position("sidecar quit via http://127.0.0.1:15000/quitquitquit");
     assert!(
         sidecar.exits_within(Duration::from_secs(10)),
         "Envoy still running"
@@ -131,7 +100,7 @@ fn linkerd_preset_and_its_locked_shutdown() {
         &["--mesh", "linkerd", "--", "sh", "-c", "exit 4"],
     ));
     assert_eq!(out.code, Some(4), "{}", out.stderr);
-    log_position(&out, "sidecar quit via http://127.0.0.1:4191/shutdown");
+    out.log_position("sidecar quit via http://127.0.0.1:4191/shutdown");
     assert!(proxy.exits_within(Duration::from_secs(5)));
 
     let _proxy = fault(4191, "linkerd-locked", place);
@@ -142,7 +111,7 @@ fn linkerd_preset_and_its_locked_shutdown() {
         "the task's code whatever the sidecar did: {}",
         out.stderr
     );
-    log_position(&out, "config.linkerd.io/proxy-admin-shutdown: enabled");
+    out.log_position("config.linkerd.io/proxy-admin-shutdown: enabled");
 }
 
 #[test]
@@ -167,7 +136,7 @@ fn auto_finds_envoy_or_runs_without_a_sidecar() {
         ],
     ));
     assert_eq!(out.code, Some(6), "{}", out.stderr);
-    log_position(&out, "no sidecar answered within 300ms");
+    out.log_position("no sidecar answered within 300ms");
     assert!(
         !out.stderr.contains("quit via"),
         "nothing to quit: {}",
@@ -178,8 +147,8 @@ fn auto_finds_envoy_or_runs_without_a_sidecar() {
     let mut sidecar = envoy(&envoy_path, 15000, place);
     let out = run_meshinit(meshinit_at(place, &["--mesh", "auto", "--", "true"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    log_position(&out, "found the envoy sidecar");
-    log_position(&out, "sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    out.log_position("found the envoy sidecar");
+    out.log_position("sidecar quit via http://127.0.0.1:15000/quitquitquit");
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
@@ -214,8 +183,8 @@ fn custom_urls_wait_for_an_envoy_that_starts_late() {
     let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(9), "{}", out.stderr);
     assert_eq!(out.stdout, "task");
-    assert!(log_position(&out, "is ready") < log_position(&out, "task started"));
-    log_position(&out, &format!("sidecar quit via {quit}"));
+    assert!(out.log_position("is ready") < out.log_position("task started"));
+    out.log_position(&format!("sidecar quit via {quit}"));
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
@@ -236,14 +205,14 @@ fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
         .env("WAIT_FOR_ENVOY_TIMEOUT", "20s");
     let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    log_position(
-        &out,
-        &format!("waiting for the sidecar: {}", url(ports.admin, "/ready")),
-    );
-    log_position(
-        &out,
-        &format!("sidecar quit via {}", url(ports.status, "/quitquitquit")),
-    );
+    out.log_position(&format!(
+        "waiting for the sidecar: {}",
+        url(ports.admin, "/ready")
+    ));
+    out.log_position(&format!(
+        "sidecar quit via {}",
+        url(ports.status, "/quitquitquit")
+    ));
     assert!(agent.exits_within(Duration::from_secs(10)));
     let calls = notified.lines_so_far(Duration::from_millis(200));
     assert!(calls.iter().any(|l| l == "POST /bye"), "{calls:?}");
@@ -264,10 +233,7 @@ fn envoy_preflight_variables_quit_through_the_kill_api() {
         .env("ALWAYS_KILL_ENVOY", "true");
     let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    log_position(
-        &out,
-        &format!("sidecar quit via {}", url(port, "/quitquitquit")),
-    );
+    out.log_position(&format!("sidecar quit via {}", url(port, "/quitquitquit")));
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
@@ -401,7 +367,7 @@ fn term_during_the_task_is_forwarded_and_the_sidecar_quit_after() {
             out.stdout
         );
     }
-    assert!(log_position(&out, "task exited") < log_position(&out, "sidecar quit via"));
+    assert!(out.log_position("task exited") < out.log_position("sidecar quit via"));
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
@@ -439,8 +405,8 @@ fn timeout_fails_with_69_and_quits_or_starts_the_task() {
         "{:?}",
         began.elapsed()
     );
-    log_position(&out, "not ready within 500ms; last answer from");
-    log_position(&out, "HTTP 503");
+    out.log_position("not ready within 500ms; last answer from");
+    out.log_position("HTTP 503");
     let calls = sidecar.lines_so_far(Duration::from_millis(200));
     assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
 
@@ -494,7 +460,7 @@ fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
     let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
     assert!(began.elapsed() < Duration::from_secs(4));
-    log_position(&out, "connection refused");
+    out.log_position("connection refused");
 }
 
 #[test]
@@ -536,10 +502,10 @@ fn misbehaving_quit_endpoints_cost_a_few_seconds_at_most() {
         let took = began.elapsed();
         assert_eq!(out.code, Some(7), "{mode}: {}", out.stderr);
         assert!(took < Duration::from_secs(5), "{mode}: took {took:?}");
-        log_position(
-            &out,
-            &format!("sidecar quit via {}", url(envoy_port, "/quitquitquit")),
-        );
+        out.log_position(&format!(
+            "sidecar quit via {}",
+            url(envoy_port, "/quitquitquit")
+        ));
         assert!(sidecar.exits_within(Duration::from_secs(10)), "{mode}");
 
         // The bad endpoint alone: meshinit still leaves in time, with the task's code.
@@ -779,5 +745,42 @@ fn proc_fallback_says_why_when_it_finds_nothing() {
         out.stderr.contains("shareProcessNamespace"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn orphans_are_reaped_while_waiting_for_the_sidecar() {
+    if !need_pid1("orphans_are_reaped_while_waiting_for_the_sidecar") {
+        return;
+    }
+    // The shell that becomes meshinit (exec keeps PID 1) leaves orphans that exit while
+    // meshinit is still waiting; none may stay a zombie.
+    let script = format!(
+        "for i in 1 2 3 4 5; do (sleep 0.2 &); done; \
+         exec {} --ready-url http://127.0.0.1:9/ready --timeout 2s -- true",
+        bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    clean_env(&mut cmd);
+    let running = start(cmd, Mode::Pid1);
+    let pid1 = running.meshinit_pid();
+    std::thread::sleep(Duration::from_millis(1000));
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).unwrap_or_default();
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert_eq!(
+        children.trim(),
+        "",
+        "zombies left under PID 1 while it waited"
     );
 }

@@ -79,6 +79,17 @@ pub fn meshinit(mode: Mode, args: &[&str]) -> Command {
     cmd
 }
 
+/// Removes every variable meshinit reads (its own and scuttle's) from `cmd`'s environment,
+/// so that a test says all the configuration it means.
+pub fn clean_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars() {
+        let own = name.starts_with("MESHINIT_") && name != "MESHINIT_BIN";
+        if own || meshinit::compat::VARIABLES.contains(&name.as_str()) {
+            cmd.env_remove(name);
+        }
+    }
+}
+
 /// A command that runs meshinit with `args` in `mode`, with the environment as it is.
 pub fn meshinit_bare(mode: Mode, args: &[&str]) -> Command {
     let mut cmd = match mode {
@@ -99,6 +110,16 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Output {
+    /// The position among meshinit's log lines of the first containing `text`.
+    pub fn log_position(&self, text: &str) -> usize {
+        self.stderr
+            .lines()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no log line with {text:?} in:\n{}", self.stderr))
+    }
 }
 
 /// A started process whose stdout arrives line by line and whose stderr is collected.
