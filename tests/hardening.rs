@@ -233,18 +233,8 @@ fn a_quit_taken_but_not_acted_on_gets_sigterm_through_proc() {
         &script,
     ]);
     let out = finish(cmd);
-    assert!(
-        out.stdout.contains("meshinit=2"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("sidecar=gone"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=2");
+    out.expect_stdout("sidecar=gone");
     out.log_position("took the quit but still runs after 500ms");
     out.log_position("sent SIGTERM to");
 }
@@ -279,24 +269,14 @@ fn proc_missing_or_unreadable_is_said_and_the_code_kept() {
     );
     // Missing: an empty /proc.
     let out = in_namespaces(&format!("mount -t tmpfs none /proc && {run}"));
-    assert!(
-        out.stdout.contains("meshinit=3"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=3");
     assert!(out.stderr.contains("is visible in /proc"), "{}", out.stderr);
     // Unreadable to meshinit, which runs as UID 65532.
     let out = in_namespaces(&format!(
         "mount -t tmpfs -o mode=000 none /proc && {} {run}",
         NONROOT.join(" ")
     ));
-    assert!(
-        out.stdout.contains("meshinit=3"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=3");
     assert!(
         out.stderr.contains("/proc is not readable"),
         "{}",
@@ -323,12 +303,7 @@ fn a_sidecar_of_another_uid_is_reported_not_signalled() {
         bin = bin().display()
     );
     let out = in_namespaces(&format!("mount -t proc proc /proc && {script}"));
-    assert!(
-        out.stdout.contains("meshinit=5"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=5");
     assert!(out.stdout.contains("sidecar=running"), "{}", out.stdout);
     assert!(
         out.stderr.contains("runs as another user"),
@@ -353,18 +328,8 @@ fn a_lookalike_by_name_is_never_signalled() {
         bin = bin().display()
     );
     let out = in_namespaces(&format!("mount -t proc proc /proc && {script}"));
-    assert!(
-        out.stdout.contains("meshinit=0"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("lookalike=running"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=0");
+    out.expect_stdout("lookalike=running");
     assert!(!out.stderr.contains("sent SIGTERM"), "{}", out.stderr);
 }
 

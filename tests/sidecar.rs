@@ -704,18 +704,8 @@ fn proc_fallback_signals_only_the_sidecar_executable() {
         &script,
     ]);
     let out = start(cmd, Mode::Plain).finish(LIMIT);
-    assert!(
-        out.stdout.contains("meshinit=3"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("real=TERM decoy="),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect_stdout("meshinit=3");
+    out.expect_stdout("real=TERM decoy=");
     assert!(!out.stdout.contains("decoy=TERM"), "{}", out.stdout);
     assert!(out.stderr.contains("sent SIGTERM to"), "{}", out.stderr);
 }

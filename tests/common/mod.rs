@@ -113,6 +113,16 @@ pub struct Output {
 }
 
 impl Output {
+    /// Fails, showing both streams, unless stdout contains `text`.
+    pub fn expect_stdout(&self, text: &str) {
+        assert!(
+            self.stdout.contains(text),
+            "no {text:?} in stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
     /// The position among meshinit's log lines of the first containing `text`.
     pub fn log_position(&self, text: &str) -> usize {
         self.stderr
