@@ -83,8 +83,7 @@ fn run_task(config: &Config, command: &[OsString], signals: &Signals) -> u8 {
 /// Tells the sidecar to quit unless --keep-sidecar keeps it for this exit code; returns
 /// the code, which is meshinit's whatever happened to the sidecar.
 pub fn finish(config: &Config, plan: &Plan, code: u8) -> u8 {
-    let has_sidecar = !plan.is_empty() || !plan.executables.is_empty();
-    if has_sidecar {
+    if !plan.is_empty() {
         if config.keep.quits_after(code) {
             shutdown::quit(plan, config.quit_wait);
         } else {

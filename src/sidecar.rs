@@ -53,8 +53,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Nothing to ask and nothing to signal: no sidecar to deal with.
     pub fn is_empty(&self) -> bool {
-        self.ready.is_empty() && self.quit.is_empty() && self.notify.is_empty()
+        self.ready.is_empty()
+            && self.quit.is_empty()
+            && self.notify.is_empty()
+            && self.executables.is_empty()
     }
 }
 
