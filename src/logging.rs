@@ -16,9 +16,12 @@ pub fn mark_start() {
 
 /// Milliseconds since `mark_start`.
 pub fn elapsed_ms() -> u64 {
-    START
-        .get()
-        .map_or(0, |start| crate::duration::millis(start.elapsed()))
+    START.get().map_or(0, |start| millis(start.elapsed()))
+}
+
+/// Milliseconds, for log lines and messages; saturates rather than wraps.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Installs the logger.
@@ -70,5 +73,16 @@ impl Write for Stderr {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn millis_saturates() {
+        assert_eq!(super::millis(Duration::from_millis(1234)), 1234);
+        assert_eq!(super::millis(Duration::MAX), u64::MAX);
     }
 }

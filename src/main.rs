@@ -1,6 +1,48 @@
-//! meshinit: PID 1 for jobs in a service mesh (see lib.rs for the modules).
+//! meshinit: PID 1 for jobs in a service mesh. Parse the configuration, resolve it into a
+//! plan, run it, and exit with the code the run chose.
+//!
+//! The duties: `config` (flags and variables into a plan), `init` (signals, the task,
+//! reaping), `sidecar` (waiting for it and making it quit); `run` ties them together.
+
+mod config;
+mod exit;
+mod init;
+mod logging;
+mod run;
+mod sidecar;
+
+#[cfg(test)]
+mod fuzzing;
+
+use std::io::Write;
+
+use config::{Invocation, Special};
 
 fn main() {
-    meshinit::logging::mark_start();
-    std::process::exit(i32::from(meshinit::run()));
+    logging::mark_start();
+    let code = match config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
+        Ok(Invocation::Special(Special::Help)) => print(&config::help()),
+        Ok(Invocation::Special(Special::Version)) => {
+            print(&format!("meshinit {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        Ok(Invocation::Run(settings)) => {
+            let plan = config::resolve(&settings);
+            logging::init(plan.log);
+            run::run(&plan)
+        }
+        Err(failure) => {
+            logging::say(&failure.error);
+            let plan = config::resolve(&failure.settings);
+            logging::init(plan.log);
+            run::after_usage_error(&plan)
+        }
+    };
+    std::process::exit(i32::from(code));
+}
+
+fn print(text: &str) -> u8 {
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => 0,
+        Err(_) => exit::SOFTWARE,
+    }
 }

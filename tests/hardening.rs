@@ -4,6 +4,7 @@
 //! load (10,000 orphans, a signal storm, repeated runs) and least privilege (UID 65532,
 //! no capabilities). The long forms of the load tests are in scripts/reliability.
 
+#[macro_use]
 mod common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -14,7 +15,7 @@ use common::mesh::{
     envoy, envoy_bin, envoy_never_ready, fault, free_port, pilot_agent_with, url, wait_ready,
     IstioPorts, Place,
 };
-use common::{bin, clean_env, need_pid1, signum, start, Mode, Output};
+use common::{bin, meshinit_bare, meshinit_via, need_pid1, signum, start, tempdir, Mode, Output};
 
 const LIMIT: Duration = Duration::from_secs(40);
 const NONROOT: [&str; 7] = [
@@ -27,12 +28,9 @@ const NONROOT: [&str; 7] = [
     "--no-new-privs",
 ];
 
-/// meshinit with `args` and a clean MESHINIT_*/scuttle environment.
+/// meshinit with `args`, configured by `args` alone.
 fn meshinit(args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(args);
-    clean_env(&mut cmd);
-    cmd
+    meshinit_bare(Mode::Plain, args)
 }
 
 fn finish(cmd: Command) -> Output {
@@ -49,9 +47,7 @@ fn posts(sidecar: &mut common::Running) -> usize {
 #[test]
 fn envoy_killed_during_the_wait_ends_in_the_time_limit() {
     let test = "envoy_killed_during_the_wait_ends_in_the_time_limit";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let mut sidecar = envoy_never_ready(&envoy_path, port);
     let ready = url(port, "/ready");
@@ -87,9 +83,7 @@ fn envoy_killed_during_the_wait_ends_in_the_time_limit() {
 #[test]
 fn envoy_killed_between_the_task_and_the_quit() {
     let test = "envoy_killed_between_the_task_and_the_quit";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let sidecar = envoy(&envoy_path, port, Place::Host);
     wait_ready(port, "/ready", Duration::from_secs(20));
@@ -119,9 +113,7 @@ fn envoy_killed_between_the_task_and_the_quit() {
 #[test]
 fn pilot_agent_dying_before_it_answers_the_quit() {
     let test = "pilot_agent_dying_before_it_answers_the_quit";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let ports = IstioPorts::free();
     let mut agent = pilot_agent_with(
         &envoy_path,
@@ -161,9 +153,7 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
 #[test]
 fn both_gone_at_quit_time() {
     let test = "both_gone_at_quit_time";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let ports = IstioPorts::free();
     let agent = pilot_agent_with(&envoy_path, ports, Duration::ZERO, Place::Host, &[]);
     wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
@@ -290,8 +280,7 @@ fn a_sidecar_of_another_uid_is_reported_not_signalled() {
     if !need_pid1(test) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("meshinit-otheruid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("otheruid");
     let agent = dir.join("pilot-agent");
     std::fs::copy("/bin/sh", &agent).unwrap();
     let script = format!(
@@ -499,9 +488,7 @@ fn ten_thousand_orphans_exiting_at_once_are_reaped_with_flat_memory() {
     if !need_pid1(test) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("meshinit-10k-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("10k");
     // 10,000 orphans block on a fifo and are released at once; PID 1 (meshinit) must reap
     // them all without its memory growing.
     let script = format!(
@@ -631,9 +618,7 @@ fn a_signal_storm_reaches_the_task_without_runaway_cpu() {
 #[test]
 fn repeated_runs_against_a_real_envoy_leave_nothing_behind() {
     let test = "repeated_runs_against_a_real_envoy_leave_nothing_behind";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let runs: usize = std::env::var("MESHINIT_SOAK_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -692,16 +677,8 @@ fn nonroot(test: &str) -> bool {
 /// `args` run as UID 65532 with no capabilities (when the test runs as root).
 fn as_nobody(args: &[&str]) -> Command {
     // SAFETY: geteuid cannot fail.
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
-        let mut c = Command::new(NONROOT[0]);
-        c.args(&NONROOT[1..]).arg(bin());
-        c
-    } else {
-        Command::new(bin())
-    };
-    cmd.args(args);
-    clean_env(&mut cmd);
-    cmd
+    let root = unsafe { libc::geteuid() } == 0;
+    meshinit_via(if root { &NONROOT } else { &[] }, args)
 }
 
 #[test]
@@ -759,9 +736,7 @@ fn unprivileged_meshinit_runs_reaps_forwards_and_quits() {
     assert_eq!(running.finish(LIMIT).code, Some(0));
 
     let test = "unprivileged_meshinit_waits_for_and_quits_envoy";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);
     let out = finish(as_nobody(&[

@@ -2,6 +2,7 @@
 //! reproducibility, the arm64 binary under qemu, containers run with podman and runc
 //! (as root), the "COPY --from" path through buildah, and the example manifests.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -299,8 +300,7 @@ fn bad_input_stops_with_a_message_and_writes_nothing() {
     if !need_tools(test, &["git"]) {
         return;
     }
-    let clone = std::env::temp_dir().join(format!("meshinit-image-clone-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&clone);
+    let clone = common::tempdir("image-clone");
     ok(cmd("git", &["clone", "-q", REPO]).arg(&clone));
     let script = clone.join("scripts/image");
 
@@ -509,9 +509,7 @@ fn a_container_on_the_host_network_waits_for_and_quits_a_real_envoy() {
     let Some(built) = container_ready(test) else {
         return;
     };
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let (_base, image) = podman_images(built, "envoy");
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{meshinit, need_pid1, run, run_args, signum, start, Mode, Output};
+use common::{meshinit, need_pid1, run, run_args, signum, start, tempdir, Mode, Output};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -340,13 +340,6 @@ fn grace_lets_a_grandchild_finish_its_term_handler() {
         "grace should end when the group is gone, took {:?}",
         began.elapsed()
     );
-}
-
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("meshinit-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn set_mode(path: &std::path::Path, mode: u32) {

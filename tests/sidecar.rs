@@ -2,46 +2,33 @@
 //! front of it, and misbehaving endpoints. Tests on the standard ports run in a network
 //! namespace of their own (root); the others use loopback ports chosen per test.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mesh::{
-    envoy, envoy_bin, fault, free_port, pilot_agent, url, wait_ready, IstioPorts, Netns, Place,
+    envoy, envoy_bin, envoy_in_netns, fault, free_port, pilot_agent, url, wait_ready, IstioPorts,
+    Place,
 };
-use common::{bin, clean_env, meshinit_bare, need_pid1, start, Mode, Output, Running};
+use common::{bin, clean_env, need_pid1, start, Mode, Output, Running};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// meshinit with `args`, none of the caller's MESHINIT_*/scuttle variables, at `place`.
+/// meshinit with `args` at `place`, configured by `args` alone.
 fn meshinit_at(place: Place, args: &[&str]) -> Command {
-    let mut cmd = match place {
-        Place::Host => meshinit_bare(Mode::Plain, args),
-        Place::In(_) => {
-            let mut c = place.command(bin().to_str().unwrap());
-            c.args(args);
-            c
-        }
-    };
-    clean_env(&mut cmd);
-    cmd
+    place.meshinit(args)
 }
 
 fn run_meshinit(cmd: Command) -> Output {
     start(cmd, Mode::Plain).finish(LIMIT)
 }
 
-fn root_netns(test: &str) -> Option<Netns> {
-    need_pid1(test).then(Netns::new)
-}
-
 #[test]
 fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
     let test = "istio_by_default_waits_for_pilot_agent_then_quits_it";
-    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
-        return;
-    };
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
     // Envoy comes up 300 ms after meshinit starts waiting.
     let mut agent = pilot_agent(
@@ -75,9 +62,7 @@ fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
 #[test]
 fn envoy_preset_waits_for_and_quits_a_real_envoy() {
     let test = "envoy_preset_waits_for_and_quits_a_real_envoy";
-    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
-        return;
-    };
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
     let mut sidecar = envoy(&envoy_path, 15000, place);
     let out = run_meshinit(meshinit_at(place, &["--mesh", "envoy", "--", "true"]));
@@ -90,9 +75,41 @@ fn envoy_preset_waits_for_and_quits_a_real_envoy() {
 }
 
 #[test]
+fn quit_with_auto_asks_each_endpoint_once_and_hints_only_for_linkerd() {
+    let test = "quit_with_auto_asks_each_endpoint_once_and_hints_only_for_linkerd";
+    let ns = or_skip!(need_pid1(test).then(common::mesh::Netns::new));
+    let place = Place::In(&ns);
+    // Istio's two quit endpoints refuse for good; nothing listens on Linkerd's port.
+    let mut agent = fault(15020, "status:403", place);
+    let mut admin = fault(15000, "status:403", place);
+    // A PID namespace of its own, so that the /proc fallback can see nothing else.
+    let mut wrapper = vec!["ip", "netns", "exec", ns.name.as_str()];
+    wrapper.extend_from_slice(common::AS_PID1);
+    let cmd = common::meshinit_via(&wrapper, &["quit", "--mesh", "auto"]);
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    for (fixture, path) in [(&mut agent, "/quitquitquit"), (&mut admin, "/quitquitquit")] {
+        let posts = fixture
+            .lines_so_far(Duration::from_millis(200))
+            .iter()
+            .filter(|l| **l == format!("POST {path}"))
+            .count();
+        assert_eq!(posts, 1, "one POST each:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("linkerd.io"), "{}", out.stderr);
+    let fallback = out.log_position("no process running");
+    let line = out.stderr.lines().nth(fallback).unwrap_or_default();
+    assert_eq!(
+        line.matches("/usr/local/bin/envoy").count(),
+        1,
+        "each executable once: {line}"
+    );
+}
+
+#[test]
 fn linkerd_preset_and_its_locked_shutdown() {
     let test = "linkerd_preset_and_its_locked_shutdown";
-    let Some(ns) = root_netns(test) else { return };
+    let ns = or_skip!(need_pid1(test).then(common::mesh::Netns::new));
     let place = Place::In(&ns);
     let mut proxy = fault(4191, "linkerd", place);
     let out = run_meshinit(meshinit_at(
@@ -117,9 +134,7 @@ fn linkerd_preset_and_its_locked_shutdown() {
 #[test]
 fn auto_finds_envoy_or_runs_without_a_sidecar() {
     let test = "auto_finds_envoy_or_runs_without_a_sidecar";
-    let (Some(envoy_path), Some(ns)) = (envoy_bin(test), root_netns(test)) else {
-        return;
-    };
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
     let began = Instant::now();
     let out = run_meshinit(meshinit_at(
@@ -155,9 +170,7 @@ fn auto_finds_envoy_or_runs_without_a_sidecar() {
 #[test]
 fn custom_urls_wait_for_an_envoy_that_starts_late() {
     let test = "custom_urls_wait_for_an_envoy_that_starts_late";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let ready = url(port, "/ready");
     let quit = url(port, "/quitquitquit");
@@ -191,9 +204,7 @@ fn custom_urls_wait_for_an_envoy_that_starts_late() {
 #[test]
 fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
     let test = "scuttle_variables_drive_pilot_agent_and_generic_endpoints";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let ports = IstioPorts::free();
     let mut agent = pilot_agent(&envoy_path, ports, Duration::ZERO, Place::Host);
     let generic = free_port();
@@ -221,9 +232,7 @@ fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
 #[test]
 fn envoy_preflight_variables_quit_through_the_kill_api() {
     let test = "envoy_preflight_variables_quit_through_the_kill_api";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);
     let mut cmd = meshinit_at(Place::Host, &["sh", "-c", "exit 2"]);
@@ -240,9 +249,7 @@ fn envoy_preflight_variables_quit_through_the_kill_api() {
 #[test]
 fn wait_and_quit_subcommands() {
     let test = "wait_and_quit_subcommands";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let ready = url(port, "/ready");
     let quit = url(port, "/quitquitquit");
@@ -328,9 +335,7 @@ fn a_signal_before_the_task_starts_quits_the_sidecar() {
 #[test]
 fn term_during_the_task_is_forwarded_and_the_sidecar_quit_after() {
     let test = "term_during_the_task_is_forwarded_and_the_sidecar_quit_after";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);
     wait_ready(port, "/ready", Duration::from_secs(20));
@@ -433,9 +438,7 @@ fn timeout_fails_with_69_and_quits_or_starts_the_task() {
 #[test]
 fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
     let test = "a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);
     let mut running = start(
@@ -466,9 +469,7 @@ fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
 #[test]
 fn misbehaving_quit_endpoints_cost_a_few_seconds_at_most() {
     let test = "misbehaving_quit_endpoints_cost_a_few_seconds_at_most";
-    let Some(envoy_path) = envoy_bin(test) else {
-        return;
-    };
+    let envoy_path = or_skip!(envoy_bin(test));
     for mode in [
         "hang",
         "garbage",
@@ -676,8 +677,7 @@ fn proc_fallback_signals_only_the_sidecar_executable() {
     // In a PID namespace of the test's own (its /proc shows nothing else), two copies of
     // sh run trap scripts: the "sidecar" at the path meshinit is told, and a decoy with
     // the same file name elsewhere. Only the sidecar may get TERM.
-    let dir = std::env::temp_dir().join(format!("meshinit-procfallback-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::tempdir("procfallback");
     for sub in ["real", "decoy"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         std::fs::copy("/bin/sh", dir.join(sub).join("pilot-agent")).unwrap();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{fixture, in_ci, start, Mode, Running};
+use super::{fixture, in_ci, meshinit_via, need_pid1, start, Mode, Running};
 
 /// The real Envoy binary, or `None` (with the reason printed) where it cannot be had.
 /// Under CI=true a missing Envoy is a failure, not a skip.
@@ -39,6 +39,13 @@ pub fn envoy_bin(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The real Envoy and a network namespace of the test's own (root), or `None` with the
+/// reason printed.
+pub fn envoy_in_netns(test: &str) -> Option<(PathBuf, Netns)> {
+    let envoy = envoy_bin(test)?;
+    need_pid1(test).then(|| (envoy, Netns::new()))
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -57,6 +64,14 @@ pub enum Place<'a> {
 }
 
 impl Place<'_> {
+    /// meshinit with `args` here, with a clean environment.
+    pub fn meshinit(&self, args: &[&str]) -> Command {
+        match self {
+            Place::Host => meshinit_via(&[], args),
+            Place::In(ns) => meshinit_via(&["ip", "netns", "exec", &ns.name], args),
+        }
+    }
+
     pub fn command(&self, program: &str) -> Command {
         match self {
             Place::Host => Command::new(program),
@@ -137,11 +152,7 @@ static_resources:
 ";
 
 fn envoy_with(bin: &Path, admin_port: u16, place: Place, extra: &str) -> Running {
-    let dir = std::env::temp_dir().join(format!(
-        "meshinit-envoy-{}-{admin_port}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::tempdir(&format!("envoy-{admin_port}"));
     let config = dir.join("envoy.yaml");
     std::fs::write(
         &config,

@@ -2,6 +2,18 @@
 //! child, read its output with time limits, signal it by the pid we started.
 #![allow(dead_code)]
 
+/// The value of an `Option` that a test needs, or a return from the test: the helpers that
+/// give `None` have printed why it skips (and under CI=true they fail instead).
+#[allow(unused_macros)]
+macro_rules! or_skip {
+    ($needed:expr) => {
+        match $needed {
+            Some(value) => value,
+            None => return,
+        }
+    };
+}
+
 pub mod mesh;
 
 use std::io::{BufRead, BufReader, Read};
@@ -79,31 +91,50 @@ pub fn meshinit(mode: Mode, args: &[&str]) -> Command {
     cmd
 }
 
-/// Removes every variable meshinit reads (its own and scuttle's) from `cmd`'s environment,
-/// so that a test says all the configuration it means.
-pub fn clean_env(cmd: &mut Command) {
-    for (name, _) in std::env::vars() {
-        let own = name.starts_with("MESHINIT_") && name != "MESHINIT_BIN";
-        if own || meshinit::compat::VARIABLES.contains(&name.as_str()) {
-            cmd.env_remove(name);
-        }
+/// `unshare` making meshinit PID 1 of a new PID namespace; --kill-child: if the test gives
+/// up on unshare, the namespace goes with it.
+pub const AS_PID1: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+
+/// A command that runs meshinit with `args` in `mode`, configured by `args` alone.
+pub fn meshinit_bare(mode: Mode, args: &[&str]) -> Command {
+    match mode {
+        Mode::Pid1 => meshinit_via(AS_PID1, args),
+        Mode::Plain => meshinit_via(&[], args),
     }
 }
 
-/// A command that runs meshinit with `args` in `mode`, with the environment as it is.
-pub fn meshinit_bare(mode: Mode, args: &[&str]) -> Command {
-    let mut cmd = match mode {
-        Mode::Pid1 => {
-            let mut c = Command::new("unshare");
-            // --kill-child: if the test gives up on unshare, the namespace goes with it.
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
-            c.arg(bin());
+/// The one way the tests build a meshinit command: the binary with `args`, behind
+/// `wrapper` (unshare, ip netns exec, setpriv, or nothing), with a clean environment.
+pub fn meshinit_via(wrapper: &[&str], args: &[&str]) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin());
             c
         }
-        Mode::Plain => Command::new(bin()),
+        None => Command::new(bin()),
     };
     cmd.args(args);
+    clean_env(&mut cmd);
     cmd
+}
+
+/// Leaves `cmd` only PATH of the test's environment: no MESHINIT_*, scuttle, envoy-preflight
+/// or Kubernetes variable of whoever runs the tests reaches meshinit, so a test says all the
+/// configuration it means (and adds it after this).
+pub fn clean_env(cmd: &mut Command) {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    cmd.env_clear().env("PATH", path);
+}
+
+/// A fresh, empty directory of this test process's own under the system's temp dir.
+pub fn tempdir(tag: &str) -> PathBuf {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("meshinit-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
 }
 
 pub struct Output {

@@ -7,6 +7,8 @@ use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use crate::exit;
+
 /// The highest signal number the kernel knows (including real-time ones).
 const LAST_SIGNAL: libc::c_int = 64;
 
@@ -29,10 +31,10 @@ impl SpawnError {
     pub fn exit_code(&self) -> u8 {
         match self {
             SpawnError::Exec { err, .. } => match err.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
-                _ => 126,
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => exit::NOT_FOUND,
+                _ => exit::CANNOT_RUN,
             },
-            SpawnError::Setup { .. } => crate::EXIT_SOFTWARE,
+            SpawnError::Setup { .. } => exit::SOFTWARE,
         }
     }
 }
@@ -46,9 +48,26 @@ impl std::fmt::Display for SpawnError {
     }
 }
 
-/// Steps in the child before exec, in the order they run; the index travels over the pipe.
-const STEPS: [&str; 4] = ["setpgid", "sigaction", "sigprocmask", "exec"];
-const STEP_EXEC: u8 = 3;
+/// The child's steps before the task runs, in order; a failed one comes back to the parent
+/// in `Shared::failure`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Setpgid,
+    Sigaction,
+    Sigprocmask,
+    Exec,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Setpgid => "setpgid",
+            Step::Sigaction => "sigaction",
+            Step::Sigprocmask => "sigprocmask",
+            Step::Exec => "exec",
+        }
+    }
+}
 
 /// Forks and execs `argv` (looked up on PATH like execvp) in a new process group. When
 /// meshinit's process group owns the terminal, the task's group is given the terminal.
@@ -97,11 +116,9 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         Some((step, errno)) => {
             reap_failed(pid);
             let err = io::Error::from_raw_os_error(errno);
-            if step == STEP_EXEC {
-                Err(SpawnError::Exec { command, err })
-            } else {
-                let step = STEPS.get(usize::from(step)).copied().unwrap_or("child");
-                Err(setup(step, err))
+            match step {
+                Step::Exec => Err(SpawnError::Exec { command, err }),
+                step => Err(setup(step.name(), err)),
             }
         }
     }
@@ -111,7 +128,7 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
 struct Shared {
     argv: *const *const libc::c_char,
     take_terminal: bool,
-    failure: Option<(u8, i32)>,
+    failure: Option<(Step, i32)>,
 }
 
 const CHILD_STACK_SIZE: usize = 64 * 1024;
@@ -129,32 +146,39 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 /// The child's side. Only async-signal-safe calls, no allocation: it shares the parent's
 /// memory until exec.
 fn run_child(shared: &mut Shared) -> ! {
-    let argv = shared.argv;
-    // SAFETY: plain syscalls on this process; a failure is reported, not assumed away.
-    unsafe {
-        if libc::setpgid(0, 0) != 0 {
-            fail(shared, 0);
-        }
-        if shared.take_terminal {
-            // SIGTTOU is still ignored here, so a background meshinit cannot be stopped by
-            // this; a terminal that went away is no reason to fail the task.
-            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
-        }
-        for sig in 1..=LAST_SIGNAL {
-            // EINVAL is expected for KILL and STOP only; any other failure means the task
-            // would start with a disposition it did not ask for.
-            if !set_default(sig) && *libc::__errno_location() != libc::EINVAL {
-                fail(shared, 1);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            fail(shared, 2);
-        }
-        libc::execvp(*argv, argv);
-        fail(shared, STEP_EXEC)
+    // SAFETY: setpgid on this process has no memory arguments.
+    if unsafe { libc::setpgid(0, 0) } != 0 {
+        fail(shared, Step::Setpgid);
     }
+    if shared.take_terminal {
+        // SIGTTOU is still ignored here, so a background meshinit cannot be stopped by
+        // this; a terminal that went away is no reason to fail the task.
+        // SAFETY: plain calls on this process and its stdin, no memory arguments.
+        unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
+    }
+    for sig in 1..=LAST_SIGNAL {
+        // EINVAL is expected for KILL and STOP only; any other failure means the task
+        // would start with a disposition it did not ask for.
+        if !set_default(sig) && errno() != libc::EINVAL {
+            fail(shared, Step::Sigaction);
+        }
+    }
+    // SAFETY: an all-zero sigset_t is a valid empty set on Linux.
+    let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `empty` is initialised; a null old-set pointer is allowed.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) } != 0 {
+        fail(shared, Step::Sigprocmask);
+    }
+    // SAFETY: `argv` is a null-terminated array of C strings that the parent keeps alive
+    // until this child has exec'd or exited.
+    unsafe { libc::execvp(*shared.argv, shared.argv) };
+    fail(shared, Step::Exec)
+}
+
+/// This thread's errno.
+fn errno() -> libc::c_int {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for its lifetime.
+    unsafe { *libc::__errno_location() }
 }
 
 /// The kernel's `struct sigaction` (with sa_restorer, which x86-64 and arm64 both have).
@@ -191,14 +215,13 @@ fn set_default(sig: libc::c_int) -> bool {
 }
 
 /// Records (step, errno) for the parent and exits. Only used in the child.
-fn fail(shared: &mut Shared, step: u8) -> ! {
-    // SAFETY: errno is this thread's; the write goes to the parent's memory, which it reads
-    // only after this child has exited; _exit never returns.
-    unsafe {
-        let errno = *libc::__errno_location();
-        std::ptr::write_volatile(std::ptr::addr_of_mut!(shared.failure), Some((step, errno)));
-        libc::_exit(127)
-    }
+fn fail(shared: &mut Shared, step: Step) -> ! {
+    let report = Some((step, errno()));
+    // SAFETY: the write goes to the parent's memory, which it reads only after this child
+    // has exited.
+    unsafe { std::ptr::write_volatile(std::ptr::addr_of_mut!(shared.failure), report) };
+    // SAFETY: _exit takes no memory arguments and never returns.
+    unsafe { libc::_exit(i32::from(exit::NOT_FOUND)) }
 }
 
 /// Collects the child that failed before exec, so it does not stay a zombie.

@@ -84,8 +84,9 @@ impl Signals {
 }
 
 fn sent_by_self(info: &libc::siginfo_t) -> bool {
-    // SAFETY: getpid cannot fail; si_pid is valid for SI_USER signals, checked first.
-    info.si_code == libc::SI_USER && unsafe { info.si_pid() == libc::getpid() }
+    // SAFETY: si_pid is valid for SI_USER signals, checked first.
+    info.si_code == libc::SI_USER
+        && i64::from(unsafe { info.si_pid() }) == i64::from(std::process::id())
 }
 
 /// Sends `sig` to `target` (a pid, or minus a process group). A target that is already

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Reply};
-use crate::duration::millis;
-use crate::procscan;
-use crate::sidecar::{self, Plan};
+use super::client::{Client, Reply};
+use super::endpoints::Endpoints;
+use super::procscan;
+use super::url;
+use crate::logging::millis;
 
 /// The most that quitting may take, whatever the endpoints do.
 const BUDGET: Duration = Duration::from_secs(4);
@@ -17,63 +18,70 @@ const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
 /// Returns whether the sidecar was told to quit (an endpoint took it, or it was signalled).
 /// After an endpoint took it, a sidecar visible in /proc gets up to `confirm` to exit
 /// before the fallback sends it SIGTERM: an endpoint may answer 200 and do nothing.
-pub fn quit(plan: &Plan, confirm: Duration) -> bool {
+pub fn quit(sidecar: &Endpoints, confirm: Duration) -> bool {
     let client = Client::new();
     let start = Instant::now();
     let deadline = start + BUDGET;
     let left = || deadline.saturating_duration_since(Instant::now());
-    for url in &plan.notify {
+    for url in &sidecar.notify {
         let reply = client.post(url, left().min(Duration::from_secs(1)));
-        log::info!("notified {}: {reply}", sidecar::shown(url));
+        log::info!("notified {}: {reply}", url::shown(url));
     }
+    let mut hinted: Vec<&str> = Vec::new();
+    // Endpoints that refused with a 4xx: asking again would get the same answer.
+    let mut settled = vec![false; sidecar.quit.len()];
     for round in 0..ROUNDS {
-        let mut anyone_there = false;
-        for url in &plan.quit {
+        let mut worth_retrying = false;
+        for (quit, settled) in sidecar.quit.iter().zip(&mut settled) {
             if left().is_zero() {
                 break;
             }
-            let reply = client.post(url, left());
+            if *settled {
+                continue;
+            }
+            let shown = url::shown(&quit.url);
+            let reply = client.post(&quit.url, left());
             if reply.is_success() {
                 log::info!(
-                    "sidecar quit via {} ({reply}) in {}ms",
-                    sidecar::shown(url),
+                    "sidecar quit via {shown} ({reply}) in {}ms",
                     millis(start.elapsed())
                 );
-                confirm_exit(plan, confirm);
+                confirm_exit(sidecar, confirm);
                 return true;
             }
-            log::warn!("quit via {} failed: {reply}", sidecar::shown(url));
-            if plan.linkerd && reply.answered() {
-                log::warn!(
-                    "Linkerd refused {}: its shutdown endpoint needs the pod annotation \
-                     config.linkerd.io/proxy-admin-shutdown: enabled",
-                    sidecar::shown(url)
-                );
+            log::warn!("quit via {shown} failed: {reply}");
+            if let Some(hint) = quit
+                .on_refusal
+                .filter(|h| reply.answered() && !hinted.contains(h))
+            {
+                hinted.push(hint);
+                log::warn!("{shown} refused: {hint}");
             }
-            anyone_there |= reply != Reply::Refused;
+            *settled = reply.is_refusal();
+            worth_retrying |= reply != Reply::Refused && !*settled;
         }
-        // Refused everywhere: nothing is listening, and asking again will not change that.
-        if !anyone_there || round + 1 == ROUNDS || left() <= BETWEEN_ROUNDS {
+        // Nothing listening, or a definite no: asking again will not change that.
+        if !worth_retrying || round + 1 == ROUNDS || left() <= BETWEEN_ROUNDS {
             break;
         }
         std::thread::sleep(BETWEEN_ROUNDS);
     }
-    if plan.executables.is_empty() {
-        if !plan.quit.is_empty() {
+    if sidecar.executables.is_empty() {
+        if !sidecar.quit.is_empty() {
             log::warn!("no quit endpoint took the request; the sidecar may still run");
         }
         return false;
     }
-    fall_back(plan)
+    fall_back(sidecar)
 }
 
 /// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs
 /// them when they do not. Nothing visible, nothing to wait for.
-fn confirm_exit(plan: &Plan, confirm: Duration) {
-    if plan.executables.is_empty() || confirm.is_zero() {
+fn confirm_exit(sidecar: &Endpoints, confirm: Duration) {
+    if sidecar.executables.is_empty() || confirm.is_zero() {
         return;
     }
-    let visible = procscan::find(&plan.executables).processes;
+    let visible = procscan::find(&sidecar.executables).processes;
     if visible.is_empty() {
         return;
     }
@@ -89,11 +97,11 @@ fn confirm_exit(plan: &Plan, confirm: Duration) {
         "the sidecar took the quit but still runs after {}ms",
         millis(confirm)
     );
-    fall_back(plan);
+    fall_back(sidecar);
 }
 
-fn fall_back(plan: &Plan) -> bool {
-    match procscan::terminate(&plan.executables) {
+fn fall_back(sidecar: &Endpoints) -> bool {
+    match procscan::terminate(&sidecar.executables) {
         procscan::Outcome::Signalled(list) => {
             for (pid, exe) in list {
                 log::info!("sent SIGTERM to {exe} (pid {pid}) found in /proc");

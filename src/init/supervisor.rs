@@ -4,8 +4,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::child::Child;
-use crate::signals::{self, Signals};
+use super::child::Child;
+use super::signals::{self, Signals};
+use crate::exit;
 
 /// How collected signals reach the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +19,7 @@ pub enum Forwarding {
 
 /// Makes meshinit the reaper of the task's orphans when it is not PID 1 itself.
 pub fn become_subreaper() -> io::Result<bool> {
-    // SAFETY: getpid has no arguments and cannot fail.
-    if unsafe { libc::getpid() } == 1 {
+    if std::process::id() == 1 {
         return Ok(false);
     }
     // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
@@ -56,7 +56,7 @@ pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Resul
     }
     log::info!(
         "task's process group still has processes: sending TERM, waiting up to {}ms",
-        crate::duration::millis(grace)
+        crate::logging::millis(grace)
     );
     forward(-task.pid, libc::SIGTERM);
     let deadline = Instant::now() + grace;
@@ -115,8 +115,7 @@ pub fn reap(task: Option<libc::pid_t>) -> Option<u8> {
 
 fn exit_code(status: libc::c_int) -> u8 {
     if libc::WIFSIGNALED(status) {
-        // Signal numbers are below 128, so this stays in range.
-        128u8.saturating_add(libc::WTERMSIG(status) as u8)
+        exit::signalled(libc::WTERMSIG(status))
     } else {
         // WEXITSTATUS is the low byte of the code the task passed to exit.
         libc::WEXITSTATUS(status) as u8

@@ -80,11 +80,6 @@ fn digits_value(digits: &str) -> Option<u128> {
     })
 }
 
-/// Milliseconds, for log lines and messages; saturates rather than wraps.
-pub fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,11 +129,5 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn millis_saturates() {
-        assert_eq!(millis(Duration::from_millis(1234)), 1234);
-        assert_eq!(millis(Duration::MAX), u64::MAX);
     }
 }

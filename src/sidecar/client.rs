@@ -29,6 +29,11 @@ impl Reply {
         matches!(self, Reply::Status(code) if (200..300).contains(code))
     }
 
+    /// A definite no (4xx): the same request will get the same answer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Reply::Status(code) if (400..500).contains(code))
+    }
+
     /// Whether something accepted the connection and spoke (any status).
     pub fn answered(&self) -> bool {
         matches!(self, Reply::Status(_))

@@ -32,8 +32,7 @@ pub fn find(executables: &[String]) -> Found {
             }
         }
     };
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let me = i64::from(std::process::id());
     let mut found: Vec<(usize, i32, String)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     for entry in entries.flatten() {
@@ -44,7 +43,7 @@ pub fn find(executables: &[String]) -> Found {
         else {
             continue;
         };
-        if pid == me {
+        if i64::from(pid) == me {
             continue;
         }
         let dir = entry.path();

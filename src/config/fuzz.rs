@@ -1,0 +1,251 @@
+//! Property-based fuzzing of the configuration on stable, with a seeded PRNG and seed
+//! inputs mutated at random: durations, and every configuration source (flags,
+//! MESHINIT_* variables, scuttle's and envoy-preflight's). Properties: never a panic, never
+//! slow, always a value or an error naming the input.
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use super::{compat, duration, parse, variables};
+use crate::fuzzing::for_a_while;
+
+#[test]
+fn durations() {
+    const SEEDS: &[&str] = &[
+        "0",
+        "1m30s",
+        "250ms",
+        "1.5h",
+        "+2s",
+        ".5us",
+        "10ns",
+        "1h2m3s4ms5us6ns",
+    ];
+    const UNITS: [(&str, u128); 7] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    for_a_while("durations", |rng| {
+        // Structured: a sum of parts whose value is known exactly.
+        let mut text = String::new();
+        let mut nanos: u128 = 0;
+        for _ in 0..=rng.below(3) {
+            let (unit, scale) = *rng.pick(&UNITS);
+            let whole = rng.next() % 100_000;
+            text.push_str(&format!("{whole}{unit}"));
+            nanos += u128::from(whole) * scale;
+        }
+        let expected = Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        );
+        assert_eq!(duration::parse(&text), Some(expected), "{text:?}");
+        // Mutated: anything at all; a value or None, never a panic.
+        let seed = rng.word(SEEDS);
+        let mutated = rng.mutate(seed, &["ms", ".", "-", "h", "99999999999999999999"]);
+        // Accepted exactly when Go's grammar says so (a second, plainer reading of it),
+        // except numbers too large for a Duration, which are refused.
+        let accepted = duration::parse(&mutated).is_some();
+        let grammar = go_duration_syntax(&mutated);
+        // Near u64::MAX seconds (1.8e19) the rough float sum cannot tell; parse may refuse.
+        let huge = grammar.is_some_and(|seconds| seconds > 1.7e19);
+        assert!(
+            accepted == grammar.is_some() || huge,
+            "{mutated:?}: parse says {accepted}, the grammar {grammar:?}"
+        );
+    });
+}
+
+/// Go's duration grammar: `[+]?0` or `[+]?(NUMBER UNIT)+` with NUMBER `D+`, `D+.D*` or
+/// `.D+`, and UNIT one of ns us µs μs ms s m h. The value, roughly, in seconds.
+fn go_duration_syntax(text: &str) -> Option<f64> {
+    let rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(0.0);
+    }
+    let mut rest = rest;
+    if rest.is_empty() {
+        return None;
+    }
+    let mut seconds = 0.0;
+    while !rest.is_empty() {
+        let number_start = rest;
+        let whole = rest.chars().take_while(char::is_ascii_digit).count();
+        rest = &rest[whole..];
+        let mut fraction = 0;
+        if let Some(after) = rest.strip_prefix('.') {
+            fraction = after.chars().take_while(char::is_ascii_digit).count();
+            rest = &after[fraction..];
+        }
+        if whole == 0 && fraction == 0 {
+            return None;
+        }
+        let number: f64 = number_start[..number_start.len() - rest.len()]
+            .parse()
+            .unwrap_or(f64::MAX);
+        let (unit, scale) = [
+            ("ns", 1e-9),
+            ("us", 1e-6),
+            ("µs", 1e-6),
+            ("μs", 1e-6),
+            ("ms", 1e-3),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))?;
+        seconds += number * scale;
+        rest = &rest[unit.len()..];
+    }
+    Some(seconds)
+}
+
+const FLAGS: &[&str] = &[
+    "--mesh",
+    "--ready-url",
+    "--quit-url",
+    "--timeout",
+    "--on-timeout",
+    "--keep-sidecar",
+    "--sidecar-grace",
+    "--quit-wait",
+    "--kill-fallback",
+    "--sidecar-exe",
+    "--process-group",
+    "-g",
+    "--grace",
+    "--log",
+    "--help",
+    "--version",
+    "--",
+    "wait",
+    "quit",
+    "--bogus",
+    "-x",
+];
+const VALUES: &[&str] = &[
+    "istio",
+    "envoy",
+    "linkerd",
+    "none",
+    "auto",
+    "true",
+    "false",
+    "yes",
+    "0",
+    "1",
+    "2s",
+    "1m30s",
+    "0s",
+    "fail",
+    "start",
+    "never",
+    "on-failure",
+    "always",
+    "debug",
+    "off",
+    "http://127.0.0.1:15000/ready",
+    "http://localhost:4191",
+    "https://x",
+    "/usr/local/bin/envoy",
+    "http://a:b@127.0.0.1:1/q,http://127.0.0.1:2/r",
+    "",
+    ",",
+    "=",
+    "--",
+    "sh",
+];
+
+#[test]
+fn configuration_sources() {
+    let variables: Vec<&'static str> = variables::names()
+        .chain(compat::VARIABLES.iter().map(|(name, _)| *name))
+        .collect();
+    for_a_while("configuration", |rng| {
+        let mut args: Vec<String> = Vec::new();
+        for _ in 0..rng.below(6) {
+            let flag = *rng.pick(FLAGS);
+            if rng.below(3) == 0 {
+                args.push(format!("{flag}={}", rng.pick(VALUES)));
+            } else {
+                args.push(flag.to_owned());
+                if rng.below(4) != 0 {
+                    let seed = rng.word(VALUES);
+                    args.push(rng.mutate(seed, VALUES));
+                }
+            }
+        }
+        if rng.below(2) == 0 {
+            args.push("true".to_owned());
+        }
+        let env: Vec<(String, String)> = (0..rng.below(5))
+            .map(|_| {
+                let name = *rng.pick(&variables);
+                let value = match rng.below(3) {
+                    0 => (*rng.pick(VALUES)).to_owned(),
+                    _ => {
+                        let seed = rng.word(VALUES);
+                        rng.mutate(seed, VALUES)
+                    }
+                };
+                (name.to_owned(), value)
+            })
+            .collect();
+        let lookup = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        let began = Instant::now();
+        let result = parse(args.iter().map(OsString::from), lookup);
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "slow parse: {args:?} {env:?}"
+        );
+        if let Err(failure) = result {
+            let message = failure.error.0;
+            let args: Vec<String> = args.iter().map(|a| one_line(a)).collect();
+            // A short option cluster is reported one letter at a time.
+            let short = |a: &String| {
+                a.starts_with('-')
+                    && !a.starts_with("--")
+                    && a.chars()
+                        .skip(1)
+                        .any(|c| message.contains(&format!("-{c}")))
+            };
+            let names_input = message.starts_with("missing COMMAND")
+                || args.iter().any(short)
+                || message.contains("wait and quit take no COMMAND")
+                || env.iter().any(|(n, _)| message.starts_with(n.as_str()))
+                || args.iter().any(|a| {
+                    let flag = a.split('=').next().unwrap_or(a);
+                    !flag.is_empty() && message.contains(flag)
+                });
+            assert!(
+                names_input,
+                "error names nothing given: {message:?}\nargs {args:?}\nenv {env:?}"
+            );
+            assert!(!message.contains('\n'), "one line: {message:?}");
+        }
+    });
+}
+
+/// The message escapes control characters; so must the comparison.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_debug().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}

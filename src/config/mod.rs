@@ -1,0 +1,79 @@
+//! Configuration in two stages: `parse` reads the raw settings (scuttle's variables, then
+//! `MESHINIT_*`, then flags, each layer over the one before), and `plan::resolve` turns
+//! them into the run's plan.
+
+pub mod compat;
+pub mod duration;
+mod flags;
+mod options;
+pub mod plan;
+mod presets;
+pub mod settings;
+pub mod values;
+mod variables;
+
+#[cfg(test)]
+mod fuzz;
+
+use std::ffi::OsString;
+
+pub use flags::Special;
+pub use options::help;
+pub use plan::{resolve, Plan};
+pub use settings::{Action, OnTimeout, Settings};
+pub use values::UsageError;
+
+/// A usage error, with the settings as far as they could be read, so that the sidecar
+/// can still be told to quit.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: UsageError,
+    pub settings: Box<Settings>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Settings>),
+    Special(Special),
+}
+
+/// Reads the settings from `args` (without the program name) and from `env`. Every source
+/// is read to the end; the error reported is the first bad value, or a malformed command
+/// line, which wins.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Invocation, Failure> {
+    let (legacy, mut first_error) = compat::read(&env);
+    let mut settings = Settings {
+        legacy,
+        ..Settings::default()
+    };
+    let mut note = |err: UsageError| {
+        first_error.get_or_insert(err);
+    };
+    variables::read(&mut settings, &env, &mut note);
+    let error = match flags::read(&mut settings, args, &mut note) {
+        Ok(Some(special)) => return Ok(Invocation::Special(special)),
+        Ok(None) => first_error.or_else(|| missing_command(&settings)),
+        Err(err) => Some(err),
+    };
+    match error {
+        Some(error) => Err(Failure {
+            error,
+            settings: Box::new(settings),
+        }),
+        None => Ok(Invocation::Run(Box::new(settings))),
+    }
+}
+
+fn missing_command(settings: &Settings) -> Option<UsageError> {
+    match &settings.action {
+        Action::Run(command) if command.is_empty() => Some(UsageError::new(format!(
+            "missing COMMAND: usage: {} (see meshinit --help)",
+            options::USAGE
+        ))),
+        _ => None,
+    }
+}

@@ -1,0 +1,208 @@
+//! The one place where the raw settings become the run's plan: defaults, mesh presets,
+//! overrides and the meaning of scuttle's and envoy-preflight's variables. Waiting,
+//! quitting and the run take the plan and never look at the settings again.
+
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::compat::Legacy;
+use super::presets::{self, AUTO_CANDIDATES, ISTIO_EXECUTABLES};
+use super::settings::{Action, Keep, Mesh, OnTimeout, Settings};
+use crate::init::supervisor::Forwarding;
+use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar};
+use crate::sidecar::url;
+
+/// Everything a run needs, decided.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub action: Action,
+    pub sidecar: Sidecar,
+    /// The longest wait for the sidecar.
+    pub timeout: Duration,
+    pub on_timeout: OnTimeout,
+    pub keep: Keep,
+    /// After a quit was taken, how long a sidecar seen in /proc may take to exit.
+    pub quit_wait: Duration,
+    pub forwarding: Forwarding,
+    /// After the task exits, how long its process group may take to go after a TERM.
+    pub grace: Duration,
+    pub log: LevelFilter,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_SIDECAR_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_QUIT_WAIT: Duration = Duration::from_secs(2);
+const ISTIO_QUIT_DEFAULT: &str = "http://127.0.0.1:15020";
+
+pub fn resolve(settings: &Settings) -> Plan {
+    let legacy = &settings.legacy;
+    let (legacy_timeout, legacy_on_timeout) = legacy_limit(legacy);
+    let legacy_keep = if legacy.never_kill {
+        Some(Keep::Always)
+    } else {
+        legacy.keep_on_failure.then_some(Keep::OnFailure)
+    };
+    Plan {
+        action: settings.action.clone(),
+        sidecar: sidecar(settings),
+        timeout: settings
+            .timeout
+            .or(legacy_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT),
+        on_timeout: settings
+            .on_timeout
+            .or(legacy_on_timeout)
+            .unwrap_or(OnTimeout::Fail),
+        keep: settings.keep.or(legacy_keep).unwrap_or(Keep::Never),
+        quit_wait: settings.quit_wait.unwrap_or(DEFAULT_QUIT_WAIT),
+        forwarding: match settings.process_group {
+            Some(true) => Forwarding::Group,
+            _ => Forwarding::Process,
+        },
+        grace: settings.grace.unwrap_or(Duration::ZERO),
+        log: settings
+            .log
+            .or(legacy.quiet.then_some(LevelFilter::Error))
+            .unwrap_or(LevelFilter::Info),
+    }
+}
+
+/// scuttle started the task when WAIT_FOR_ENVOY_TIMEOUT ran out and gave up when
+/// QUIT_WITHOUT_ENVOY_TIMEOUT did; whichever is shorter decides.
+fn legacy_limit(legacy: &Legacy) -> (Option<Duration>, Option<OnTimeout>) {
+    match (legacy.wait_timeout, legacy.quit_timeout) {
+        (Some(wait), Some(quit)) if quit < wait => (Some(quit), Some(OnTimeout::Fail)),
+        (Some(wait), _) => (Some(wait), Some(OnTimeout::Start)),
+        (None, Some(quit)) => (Some(quit), Some(OnTimeout::Fail)),
+        (None, None) => (None, None),
+    }
+}
+
+fn sidecar(settings: &Settings) -> Sidecar {
+    let legacy = &settings.legacy;
+    let adjust = |endpoints| overridden(endpoints, settings);
+    let mesh = match (settings.mesh, &legacy.admin) {
+        (Some(mesh), _) => mesh,
+        (None, Some(admin)) => return Sidecar::Known(adjust(legacy_endpoints(admin, legacy))),
+        // scuttle without ENVOY_ADMIN_API neither waited nor quit.
+        (None, None) if legacy.present => Mesh::None,
+        (None, None) => Mesh::Istio,
+    };
+    match mesh {
+        Mesh::Auto => {
+            let candidates: Vec<Endpoints> = AUTO_CANDIDATES
+                .into_iter()
+                .map(|mesh| adjust(presets::preset(mesh)))
+                .collect();
+            Sidecar::Search {
+                all: merged(&candidates),
+                candidates,
+                look_for: settings.sidecar_grace.unwrap_or(DEFAULT_SIDECAR_GRACE),
+            }
+        }
+        mesh => match adjust(presets::preset(mesh)) {
+            endpoints if endpoints.is_empty() => Sidecar::Absent,
+            endpoints => Sidecar::Known(endpoints),
+        },
+    }
+}
+
+/// A preset with the explicit URLs and executables in place of its own.
+fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
+    if let Some(ready) = &settings.ready_urls {
+        endpoints.ready = ready.clone();
+    }
+    if let Some(quit) = &settings.quit_urls {
+        // A URL given for Linkerd is still Linkerd's: its refusal means the same.
+        let on_refusal = endpoints.quit.first().and_then(|q| q.on_refusal);
+        endpoints.quit = quit
+            .iter()
+            .map(|url| QuitUrl {
+                url: url.clone(),
+                on_refusal,
+            })
+            .collect();
+    }
+    if let Some(executables) = &settings.executables {
+        endpoints.executables = executables.clone();
+    }
+    if !settings
+        .kill_fallback
+        .or(settings.legacy.fallback_pkill)
+        .unwrap_or(true)
+    {
+        endpoints.executables.clear();
+    }
+    endpoints.notify = settings.legacy.notify.clone();
+    endpoints
+}
+
+/// Every candidate's quit endpoints and executables, each once, in the candidates' order.
+fn merged(candidates: &[Endpoints]) -> Endpoints {
+    let mut all = Endpoints {
+        mesh: "auto",
+        ..Endpoints::default()
+    };
+    for candidate in candidates {
+        for quit in &candidate.quit {
+            if !all.quit.iter().any(|q| q.url == quit.url) {
+                all.quit.push(quit.clone());
+            }
+        }
+        for exe in &candidate.executables {
+            if !all.executables.contains(exe) {
+                all.executables.push(exe.clone());
+            }
+        }
+        all.notify.clone_from(&candidate.notify);
+    }
+    all
+}
+
+/// What ENVOY_ADMIN_API and its companions describe.
+fn legacy_endpoints(admin: &str, legacy: &Legacy) -> Endpoints {
+    let mut endpoints = Endpoints {
+        mesh: "istio",
+        ..Endpoints::default()
+    };
+    if !legacy.skip_wait {
+        endpoints.ready.push(legacy_readiness_url(admin));
+    }
+    // scuttle never quits a sidecar that is not on this machine.
+    if url::is_loopback(admin) {
+        let istio = legacy.istio_quit.as_deref().unwrap_or(ISTIO_QUIT_DEFAULT);
+        let envoy = legacy
+            .envoy_kill
+            .clone()
+            .unwrap_or_else(|| format!("{admin}/quitquitquit"));
+        for url in [format!("{istio}/quitquitquit"), envoy] {
+            if !endpoints.quit.iter().any(|q| q.url == url) {
+                endpoints.quit.push(QuitUrl {
+                    url,
+                    on_refusal: None,
+                });
+            }
+        }
+        endpoints.executables = ISTIO_EXECUTABLES.map(str::to_owned).to_vec();
+    }
+    endpoints
+}
+
+/// Envoy's admin is polled on /ready, which is 200 exactly when /server_info says LIVE.
+/// scuttle users who pointed ENVOY_ADMIN_API at pilot-agent (15020/15021) waited forever;
+/// pilot-agent's own readiness path is used there instead.
+fn legacy_readiness_url(admin: &str) -> String {
+    let port = admin
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.port_u16());
+    match port {
+        Some(15020) | Some(15021) => format!("{admin}/healthz/ready"),
+        _ => format!("{admin}/ready"),
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

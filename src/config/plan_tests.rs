@@ -1,0 +1,225 @@
+use std::ffi::OsString;
+
+use super::*;
+use crate::config::{parse, Invocation};
+
+/// The plan for `args` (a command appended) and the variables `vars`.
+fn plan(args: &[&str], vars: &[(&str, &str)]) -> Plan {
+    let args = args.iter().chain(&["--", "true"]).map(OsString::from);
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| OsString::from(v))
+    };
+    match parse(args, env) {
+        Ok(Invocation::Run(settings)) => resolve(&settings),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn known(plan: &Plan) -> &Endpoints {
+    match &plan.sidecar {
+        Sidecar::Known(endpoints) => endpoints,
+        other => panic!("not one known sidecar: {other:?}"),
+    }
+}
+
+fn quit_urls(endpoints: &Endpoints) -> Vec<&str> {
+    endpoints.quit.iter().map(|q| q.url.as_str()).collect()
+}
+
+#[test]
+fn defaults_are_istio() {
+    let p = plan(&[], &[]);
+    let e = known(&p);
+    assert_eq!(e.ready, ["http://127.0.0.1:15021/healthz/ready"]);
+    assert_eq!(quit_urls(e).len(), 2);
+    assert_eq!(
+        (p.timeout, p.on_timeout, p.keep, p.quit_wait, p.grace),
+        (
+            DEFAULT_TIMEOUT,
+            OnTimeout::Fail,
+            Keep::Never,
+            DEFAULT_QUIT_WAIT,
+            Duration::ZERO
+        )
+    );
+    assert_eq!(
+        (p.forwarding, p.log),
+        (Forwarding::Process, LevelFilter::Info)
+    );
+}
+
+#[test]
+fn none_is_absent_unless_something_is_given() {
+    assert_eq!(plan(&["--mesh", "none"], &[]).sidecar, Sidecar::Absent);
+    let p = plan(&["--mesh=none", "--sidecar-exe", "/bin/envoy"], &[]);
+    assert_eq!(known(&p).executables, ["/bin/envoy"]);
+}
+
+#[test]
+fn auto_quits_each_endpoint_once_with_its_own_hint() {
+    let p = plan(&["--mesh", "auto", "--sidecar-grace", "2s"], &[]);
+    let Sidecar::Search {
+        candidates,
+        look_for,
+        all,
+    } = &p.sidecar
+    else {
+        panic!("{:?}", p.sidecar)
+    };
+    assert_eq!(*look_for, Duration::from_secs(2));
+    let names: Vec<&str> = candidates.iter().map(|c| c.mesh).collect();
+    assert_eq!(names, ["istio", "linkerd", "envoy"]);
+    assert_eq!(
+        quit_urls(all),
+        [
+            "http://127.0.0.1:15020/quitquitquit",
+            "http://127.0.0.1:15000/quitquitquit",
+            "http://127.0.0.1:4191/shutdown"
+        ]
+    );
+    assert_eq!(
+        all.executables,
+        ["/usr/local/bin/pilot-agent", "/usr/local/bin/envoy"]
+    );
+    for quit in &all.quit {
+        assert_eq!(
+            quit.on_refusal.is_some(),
+            quit.url.contains(":4191"),
+            "{quit:?}"
+        );
+    }
+}
+
+#[test]
+fn flags_win_over_variables_and_lists_replace() {
+    let p = plan(
+        &["--quit-url", "http://127.0.0.1:2/q", "--timeout", "3s"],
+        &[
+            (
+                "MESHINIT_QUIT_URL",
+                "http://127.0.0.1:1/a,http://127.0.0.1:1/b",
+            ),
+            ("MESHINIT_TIMEOUT", "9s"),
+            ("MESHINIT_MESH", "linkerd"),
+            ("MESHINIT_KILL_FALLBACK", "false"),
+        ],
+    );
+    let e = known(&p);
+    assert_eq!(quit_urls(e), ["http://127.0.0.1:2/q"]);
+    assert!(
+        e.quit[0].on_refusal.is_some(),
+        "a Linkerd URL keeps the hint"
+    );
+    assert_eq!(p.timeout, Duration::from_secs(3));
+    let p = plan(&["--mesh", "istio", "--kill-fallback=false"], &[]);
+    assert!(known(&p).executables.is_empty());
+}
+
+#[test]
+fn scuttle_with_istio_quit_api() {
+    let p = plan(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000/"),
+            ("ISTIO_QUIT_API", "http://127.0.0.1:15020"),
+            ("WAIT_FOR_ENVOY_TIMEOUT", "90s"),
+            ("NEVER_KILL_ISTIO_ON_FAILURE", "true"),
+        ],
+    );
+    let e = known(&p);
+    assert_eq!(e.ready, ["http://127.0.0.1:15000/ready"]);
+    assert_eq!(
+        quit_urls(e),
+        [
+            "http://127.0.0.1:15020/quitquitquit",
+            "http://127.0.0.1:15000/quitquitquit"
+        ]
+    );
+    assert_eq!(p.timeout, Duration::from_secs(90));
+    assert_eq!(p.on_timeout, OnTimeout::Start);
+    assert_eq!(p.keep, Keep::OnFailure);
+}
+
+#[test]
+fn meshinit_variables_win_over_scuttles() {
+    let p = plan(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
+            ("WAIT_FOR_ENVOY_TIMEOUT", "90s"),
+            ("NEVER_KILL_ISTIO", "true"),
+            ("SCUTTLE_LOGGING", "false"),
+            ("MESHINIT_ON_TIMEOUT", "fail"),
+            ("MESHINIT_KEEP_SIDECAR", "never"),
+            ("MESHINIT_MESH", "envoy"),
+        ],
+    );
+    assert_eq!(known(&p).mesh, "envoy");
+    assert_eq!(
+        (p.timeout, p.on_timeout),
+        (Duration::from_secs(90), OnTimeout::Fail)
+    );
+    assert_eq!(p.keep, Keep::Never);
+    assert_eq!(p.log, LevelFilter::Error);
+}
+
+#[test]
+fn admin_pointed_at_pilot_agent_uses_its_readiness_path() {
+    let p = plan(&[], &[("ENVOY_ADMIN_API", "http://127.0.0.1:15020")]);
+    assert_eq!(known(&p).ready, ["http://127.0.0.1:15020/healthz/ready"]);
+}
+
+#[test]
+fn scuttle_variables_without_admin_mean_no_sidecar() {
+    let p = plan(&[], &[("NEVER_KILL_ISTIO", "false")]);
+    assert_eq!(p.sidecar, Sidecar::Absent);
+}
+
+#[test]
+fn remote_admin_is_waited_for_but_never_quit() {
+    let p = plan(&[], &[("ENVOY_ADMIN_API", "http://10.1.2.3:15000")]);
+    let e = known(&p);
+    assert_eq!(e.ready.len(), 1);
+    assert!(e.quit.is_empty() && e.executables.is_empty());
+}
+
+#[test]
+fn envoy_preflight() {
+    let p = plan(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://localhost:9901"),
+            ("ENVOY_KILL_API", "http://localhost:9901/quitquitquit"),
+            ("START_WITHOUT_ENVOY", "true"),
+            ("ALWAYS_KILL_ENVOY", "false"),
+            ("QUIT_WITHOUT_ENVOY_TIMEOUT", "5s"),
+            ("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9/a"),
+        ],
+    );
+    let e = known(&p);
+    assert!(e.ready.is_empty());
+    assert_eq!(
+        quit_urls(e).last().copied(),
+        Some("http://localhost:9901/quitquitquit")
+    );
+    assert_eq!(e.notify, ["http://127.0.0.1:9/a"]);
+    assert_eq!(p.keep, Keep::OnFailure);
+    assert_eq!(
+        (p.timeout, p.on_timeout),
+        (Duration::from_secs(5), OnTimeout::Fail)
+    );
+}
+
+#[test]
+fn zero_wait_keeps_the_finite_default() {
+    let p = plan(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
+            ("WAIT_FOR_ENVOY_TIMEOUT", "0"),
+        ],
+    );
+    assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+}

@@ -1,0 +1,177 @@
+//! The value parsers every configuration source shares (flags, `MESHINIT_*`, scuttle's
+//! variables), the forms they accept, and the usage error that names a bad value.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::duration;
+use crate::sidecar::url;
+
+/// A bad command line or variable: one line naming what was wrong and what is accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    /// A message, with control characters (a newline in a value, say) escaped so that it
+    /// stays one line.
+    pub fn new(message: impl Into<String>) -> UsageError {
+        let message = message.into();
+        let mut line = String::with_capacity(message.len());
+        for c in message.chars() {
+            if c.is_control() {
+                line.extend(c.escape_debug());
+            } else {
+                line.push(c);
+            }
+        }
+        UsageError(line)
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
+pub const ON_TIMEOUT_FORM: &str = "fail or start";
+pub const KEEP_FORM: &str = "never, on-failure or always";
+pub const LOG_FORM: &str = "off, error, warn, info or debug";
+pub const MESH_FORM: &str = "istio, envoy, linkerd, none or auto";
+pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
+pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
+
+/// `source: invalid value 'value': expected form`.
+pub fn invalid(source: &str, value: &str, form: &str) -> UsageError {
+    UsageError::new(format!(
+        "{source}: invalid value '{value}': expected {form}"
+    ))
+}
+
+/// As `invalid`, for a variable that is not meshinit's: its value may be anything (a
+/// token, say) and is not repeated.
+pub fn invalid_hidden(source: &str, form: &str) -> UsageError {
+    UsageError::new(format!(
+        "{source}: invalid value (not shown): expected {form}"
+    ))
+}
+
+pub fn utf8(source: &str, raw: OsString) -> Result<String, UsageError> {
+    raw.into_string()
+        .map_err(|raw| invalid(source, &raw.to_string_lossy(), "valid UTF-8"))
+}
+
+/// Splits a comma-separated list, dropping blanks around and between items.
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A comma-separated list of plain-http URLs; `Err` holds the offending item (or the whole
+/// value when the list is empty).
+pub fn url_list(value: &str) -> Result<Vec<String>, String> {
+    let urls = split_list(value);
+    match urls.iter().find(|u| !url::valid(u)) {
+        Some(bad) => Err(bad.clone()),
+        None if urls.is_empty() => Err(value.to_owned()),
+        None => Ok(urls),
+    }
+}
+
+/// A comma-separated list of absolute paths.
+pub fn path_list(value: &str) -> Option<Vec<String>> {
+    let paths = split_list(value);
+    (!paths.is_empty() && paths.iter().all(|p| p.starts_with('/'))).then_some(paths)
+}
+
+pub fn boolean(value: &str) -> Option<bool> {
+    const TRUE: [&str; 3] = ["true", "1", "yes"];
+    const FALSE: [&str; 3] = ["false", "0", "no"];
+    let is = |words: [&str; 3]| words.iter().any(|w| w.eq_ignore_ascii_case(value));
+    if is(TRUE) {
+        Some(true)
+    } else if is(FALSE) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+pub fn positive_duration(value: &str) -> Option<Duration> {
+    duration::parse(value).filter(|d| !d.is_zero())
+}
+
+pub fn level(value: &str) -> Option<LevelFilter> {
+    Some(match value.to_ascii_lowercase().as_str() {
+        "off" => LevelFilter::Off,
+        "error" => LevelFilter::Error,
+        "warn" => LevelFilter::Warn,
+        "info" => LevelFilter::Info,
+        "debug" => LevelFilter::Debug,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans() {
+        for (text, value) in [("true", true), ("YES", true), ("1", true), ("No", false)] {
+            assert_eq!(boolean(text), Some(value), "{text}");
+        }
+        for bad in ["", "on", "2", "truee"] {
+            assert_eq!(boolean(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(split_list(" a, ,b ,"), ["a", "b"]);
+        assert_eq!(
+            url_list("http://127.0.0.1:1/a, http://[::1]:2/b"),
+            Ok(vec![
+                "http://127.0.0.1:1/a".to_owned(),
+                "http://[::1]:2/b".to_owned()
+            ])
+        );
+        assert_eq!(
+            url_list("http://127.0.0.1:1/a,https://x/"),
+            Err("https://x/".to_owned())
+        );
+        assert_eq!(url_list(" , "), Err(" , ".to_owned()));
+        assert_eq!(
+            path_list("/a,/b/c"),
+            Some(vec!["/a".to_owned(), "/b/c".to_owned()])
+        );
+        assert_eq!(path_list("/a,envoy"), None);
+        assert_eq!(path_list(""), None);
+    }
+
+    #[test]
+    fn durations_and_levels() {
+        assert_eq!(positive_duration("0"), None);
+        assert_eq!(positive_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(level("DEBUG"), Some(LevelFilter::Debug));
+        assert_eq!(level("trace"), None);
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let err = invalid("--timeout", "1\n2", POSITIVE_FORM);
+        assert_eq!(
+            err.0,
+            format!("--timeout: invalid value '1\\n2': expected {POSITIVE_FORM}")
+        );
+        assert!(!invalid_hidden("X", "y").0.contains('\n'));
+    }
+}

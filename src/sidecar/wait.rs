@@ -1,0 +1,236 @@
+//! Waiting for the sidecar: poll its readiness endpoint quickly (the first request at once,
+//! then every few milliseconds up to a short cap), sleeping in `sigtimedwait` between polls
+//! so that a termination signal ends the wait at once and orphans are still reaped. With
+//! several candidates (`--mesh auto`), the search comes first, then the same wait.
+
+use std::time::{Duration, Instant};
+
+use super::client::{Client, Reply};
+use super::endpoints::{Endpoints, Sidecar};
+use super::url;
+use crate::init::signals::{self, Signals};
+use crate::init::supervisor;
+use crate::logging::millis;
+
+/// The pause after the first failed poll; it doubles up to `MAX_PAUSE`.
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+/// Keeps the task's start within about this long of the sidecar turning ready.
+const MAX_PAUSE: Duration = Duration::from_millis(10);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+pub enum Waited {
+    /// Every readiness endpoint answered 2xx (or there was none to ask).
+    Ready(Endpoints),
+    /// The search found no sidecar within its time.
+    NoSidecar,
+    /// The time limit ran out; the endpoints are what to quit.
+    TimedOut(Endpoints),
+    /// A termination signal arrived; the endpoints are what to quit.
+    Signalled(libc::c_int, Endpoints),
+}
+
+/// Why a wait stopped before it was done.
+enum Stop {
+    TimedOut,
+    Signalled(libc::c_int),
+}
+
+impl Stop {
+    fn with(self, endpoints: Endpoints) -> Waited {
+        match self {
+            Stop::TimedOut => Waited::TimedOut(endpoints),
+            Stop::Signalled(sig) => Waited::Signalled(sig, endpoints),
+        }
+    }
+}
+
+pub fn wait(sidecar: &Sidecar, timeout: Duration, signals: &Signals) -> Waited {
+    let mut pacer = Pacer::new(timeout, signals);
+    let client = Client::new();
+    match sidecar {
+        Sidecar::Absent => Waited::Ready(Endpoints::default()),
+        Sidecar::Known(endpoints) => ready(&client, endpoints, &endpoints.ready, &mut pacer),
+        Sidecar::Search {
+            candidates,
+            look_for,
+            ..
+        } => match search(&client, candidates, *look_for, &mut pacer) {
+            Ok(Some((found, pending))) => ready(&client, found, &pending, &mut pacer),
+            Ok(None) => Waited::NoSidecar,
+            // Nothing was found, so there is nothing to quit.
+            Err(stop) => stop.with(Endpoints::default()),
+        },
+    }
+}
+
+/// Polls `pending` until each has answered 2xx once.
+fn ready(client: &Client, endpoints: &Endpoints, pending: &[String], pacer: &mut Pacer) -> Waited {
+    let mut pending = pending.to_vec();
+    if pending.is_empty() {
+        return Waited::Ready(endpoints.clone());
+    }
+    log::info!("waiting for the sidecar: {}", shown_list(&pending));
+    loop {
+        pending.retain(|url| !pacer.ask(client, url).is_success());
+        if pending.is_empty() {
+            log::info!(
+                "the sidecar is ready after {}ms",
+                millis(pacer.start.elapsed())
+            );
+            return Waited::Ready(endpoints.clone());
+        }
+        if let Err(stop) = pacer.pause() {
+            return stop.with(endpoints.clone());
+        }
+    }
+}
+
+/// Asks each candidate's first readiness endpoint until one answers at all, for up to
+/// `look_for`. Returns the one found with the endpoints it still has to pass.
+fn search<'a>(
+    client: &Client,
+    candidates: &'a [Endpoints],
+    look_for: Duration,
+    pacer: &mut Pacer,
+) -> Result<Option<(&'a Endpoints, Vec<String>)>, Stop> {
+    let names: Vec<&str> = candidates.iter().map(|c| c.mesh).collect();
+    log::info!(
+        "looking for a sidecar for up to {}ms ({})",
+        millis(look_for),
+        names.join(", ")
+    );
+    let look_until = pacer.start + look_for;
+    loop {
+        for candidate in candidates {
+            let Some(first) = candidate.ready.first() else {
+                continue;
+            };
+            let reply = pacer.ask(client, first);
+            if reply.answered() {
+                log::info!(
+                    "found the {} sidecar at {} ({reply})",
+                    candidate.mesh,
+                    url::shown(first)
+                );
+                let mut pending = candidate.ready.clone();
+                if reply.is_success() {
+                    pending.retain(|u| u != first);
+                }
+                return Ok(Some((candidate, pending)));
+            }
+        }
+        if Instant::now() >= look_until {
+            log::info!(
+                "no sidecar answered within {}ms: running without one",
+                millis(look_for)
+            );
+            return Ok(None);
+        }
+        pacer.pause()?;
+    }
+}
+
+/// The step that both the search and the wait take between rounds of polls: the time
+/// limit, the progress line, and a pause in which signals are taken.
+struct Pacer<'a> {
+    signals: &'a Signals,
+    start: Instant,
+    timeout: Duration,
+    deadline: Instant,
+    pause: Duration,
+    next_progress: Instant,
+    last: (String, Reply),
+}
+
+impl<'a> Pacer<'a> {
+    fn new(timeout: Duration, signals: &'a Signals) -> Pacer<'a> {
+        let start = Instant::now();
+        Pacer {
+            signals,
+            start,
+            timeout,
+            deadline: start + timeout,
+            pause: FIRST_PAUSE,
+            next_progress: start + PROGRESS_EVERY,
+            last: (String::new(), Reply::Refused),
+        }
+    }
+
+    /// One GET within what is left of the time limit; the answer is remembered for the
+    /// progress and time-out lines.
+    fn ask(&mut self, client: &Client, url: &str) -> Reply {
+        let budget = self.deadline.saturating_duration_since(Instant::now());
+        let reply = client.get(url, budget);
+        self.last = (url.to_owned(), reply.clone());
+        reply
+    }
+
+    fn last_answer(&self) -> String {
+        format!(
+            "last answer from {}: {}",
+            url::shown(&self.last.0),
+            self.last.1
+        )
+    }
+
+    /// Ends the round: stops at the time limit or a termination signal, else pauses.
+    fn pause(&mut self) -> Result<(), Stop> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            log::error!(
+                "the sidecar was not ready within {}ms; {}",
+                millis(self.timeout),
+                self.last_answer()
+            );
+            return Err(Stop::TimedOut);
+        }
+        if now >= self.next_progress {
+            log::info!(
+                "still waiting for the sidecar after {}ms; {}",
+                millis(now - self.start),
+                self.last_answer()
+            );
+            self.next_progress = now + PROGRESS_EVERY;
+        }
+        let pause = self.pause.min(self.deadline - now);
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        match self.signals.wait(Some(pause)) {
+            Ok(Some(sig)) if ends_wait(sig) => {
+                log::info!(
+                    "SIG{} before the task started: not starting it",
+                    signals::name(sig)
+                );
+                Err(Stop::Signalled(sig))
+            }
+            Ok(Some(libc::SIGCHLD)) => {
+                supervisor::reap(None);
+                Ok(())
+            }
+            Ok(Some(sig)) => {
+                log::debug!("ignoring SIG{} ({sig}) while waiting", signals::name(sig));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(err) => {
+                // Without signals the wait can still end by time; pause the plain way.
+                log::error!("waiting for signals: {err}");
+                std::thread::sleep(pause);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Signals that end the wait (the task is not running yet, so there is nobody to forward
+/// them to). Everything else — URG from a Go runtime, WINCH — is ignored here.
+fn ends_wait(sig: libc::c_int) -> bool {
+    matches!(
+        sig,
+        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+    )
+}
+
+fn shown_list(urls: &[String]) -> String {
+    let shown: Vec<String> = urls.iter().map(|u| url::shown(u)).collect();
+    shown.join(", ")
+}
