@@ -20,7 +20,8 @@ use config::{Invocation, Special};
 
 fn main() {
     logging::mark_start();
-    let code = match config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
+    let env = config::Environment::from_process();
+    let code = match config::parse(std::env::args_os().skip(1), &env) {
         Ok(Invocation::Special(Special::Help)) => print(&config::help()),
         Ok(Invocation::Special(Special::Version)) => {
             print(&format!("meshinit {}\n", env!("CARGO_PKG_VERSION")))

@@ -60,6 +60,7 @@ fn envoy_killed_during_the_wait_ends_in_the_time_limit() {
             &quit,
             "--timeout",
             "2s",
+            "--quit-window=0",
             "--",
             "echo",
             "ran",
@@ -440,6 +441,7 @@ fn a_closed_stderr_is_no_problem() {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "exec 2>&-; exec \"$0\" --mesh none -- sh -c 'exit 7'"])
         .arg(bin());
+    common::clean_env(&mut cmd);
     cmd.env("MESHINIT_LOG", "debug");
     assert_eq!(cmd.status().unwrap().code(), Some(7));
 }
@@ -448,7 +450,7 @@ fn a_closed_stderr_is_no_problem() {
 fn secrets_stay_out_of_help_and_logs() {
     let secret = "s3cr3t-value";
     let admin = format!("http://user:{secret}@127.0.0.1:9");
-    let mut cmd = meshinit(&["--timeout", "300ms", "--", "true"]);
+    let mut cmd = meshinit(&["--timeout", "300ms", "--quit-window=0", "--", "true"]);
     cmd.env("ENVOY_ADMIN_API", &admin).env(
         "GENERIC_QUIT_ENDPOINTS",
         format!("http://u:{secret}@127.0.0.1:9/x"),

@@ -586,4 +586,30 @@ fn example_manifests_validate_against_the_oldest_and_newest_kubernetes() {
             "{stdout}"
         );
     }
+    // Every example, the Argo and Tekton ones included, carries the last backstop: a
+    // deadline after which the pod ends whatever the sidecar does.
+    let backstops = ok(&mut cmd(
+        "python3",
+        &[
+            "-c",
+            "import glob, sys, yaml\n\
+             need = {'Job': ('spec', 'activeDeadlineSeconds'),\n\
+                     'CronJob': ('spec', 'jobTemplate', 'spec', 'activeDeadlineSeconds'),\n\
+                     'Workflow': ('spec', 'activeDeadlineSeconds'),\n\
+                     'TaskRun': ('spec', 'timeout')}\n\
+             for path in sorted(glob.glob(sys.argv[1] + '/**/*.yaml', recursive=True)):\n\
+             \x20   doc = yaml.safe_load(open(path))\n\
+             \x20   node = doc\n\
+             \x20   for key in need[doc['kind']]:\n\
+             \x20       node = node[key]\n\
+             \x20   print(path.split('/examples/')[1], doc['kind'], node)\n",
+            examples.to_str().unwrap(),
+        ],
+    ));
+    let lines: Vec<&str> = backstops.lines().collect();
+    assert!(lines.len() >= 7, "{backstops}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("runners/argo")),
+        "{backstops}"
+    );
 }

@@ -26,8 +26,8 @@ fn run_meshinit(cmd: Command) -> Output {
 }
 
 #[test]
-fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
-    let test = "istio_by_default_waits_for_pilot_agent_then_quits_it";
+fn in_a_pod_by_default_finds_pilot_agent_waits_then_quits_it() {
+    let test = "in_a_pod_by_default_finds_pilot_agent_waits_then_quits_it";
     let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
     // Envoy comes up 300 ms after meshinit starts waiting.
@@ -37,11 +37,12 @@ fn istio_by_default_waits_for_pilot_agent_then_quits_it() {
         Duration::from_millis(300),
         place,
     );
-    let out = run_meshinit(meshinit_at(
-        place,
-        &["--", "sh", "-c", "echo task ran; exit 3"],
-    ));
+    // No configuration at all, in a pod: the sidecar is looked for, found, waited for.
+    let mut cmd = meshinit_at(place, &["--", "sh", "-c", "echo task ran; exit 3"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(3), "{}", out.stderr);
+    out.log_position("found the istio sidecar");
     assert_eq!(out.stdout, "task ran");
     let ready = out.log_position("the sidecar is ready");
     let started = out.log_position("task started");
@@ -67,7 +68,7 @@ fn envoy_preset_waits_for_and_quits_a_real_envoy() {
     let mut sidecar = envoy(&envoy_path, 15000, place);
     let out = run_meshinit(meshinit_at(place, &["--mesh", "envoy", "--", "true"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.log_position("sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
     assert!(
         sidecar.exits_within(Duration::from_secs(10)),
         "Envoy still running"
@@ -163,7 +164,7 @@ fn auto_finds_envoy_or_runs_without_a_sidecar() {
     let out = run_meshinit(meshinit_at(place, &["--mesh", "auto", "--", "true"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.log_position("found the envoy sidecar");
-    out.log_position("sidecar quit via http://127.0.0.1:15000/quitquitquit");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
@@ -715,20 +716,20 @@ fn proc_fallback_says_why_when_it_finds_nothing() {
     if !need_pid1("proc_fallback_says_why_when_it_finds_nothing") {
         return;
     }
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin())
-        .args([
+    let cmd = common::meshinit_bare(
+        Mode::Pid1,
+        &[
             "--mesh",
             "istio",
             "--ready-url",
             "http://127.0.0.1:9/",
             "--timeout",
             "100ms",
+            "--quit-window=0",
             "--",
             "true",
-        ]);
-    cmd.env_remove("MESHINIT_MESH");
+        ],
+    );
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     assert_eq!(out.code, Some(69), "{}", out.stderr);
     assert!(
@@ -747,7 +748,7 @@ fn orphans_are_reaped_while_waiting_for_the_sidecar() {
     // meshinit is still waiting; none may stay a zombie.
     let script = format!(
         "for i in 1 2 3 4 5; do (sleep 0.2 &); done; \
-         exec {} --ready-url http://127.0.0.1:9/ready --timeout 2s -- true",
+         exec {} --ready-url http://127.0.0.1:9/ready --timeout 2s --quit-window=0 -- true",
         bin().display()
     );
     let mut cmd = Command::new("unshare");

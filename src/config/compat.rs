@@ -3,10 +3,10 @@
 //! What they mean for the run (endpoints, time limits, keeping the sidecar) is decided in
 //! `plan`, with every other rule.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use super::duration;
+use super::environment::Environment;
 use super::values::{self, UsageError};
 use crate::sidecar::url;
 
@@ -37,13 +37,17 @@ pub struct Legacy {
     pub keep_on_failure: bool,
     /// SCUTTLE_LOGGING=false.
     pub quiet: bool,
+    /// QUIT_REQUEST_TIMEOUT (the maintained fork): the deadline for the quit requests.
+    pub quit_budget: Option<Duration>,
+    /// GENERIC_QUIT_ONLY (the maintained fork): POST GENERIC_QUIT_ENDPOINTS only.
+    pub generic_quit_only: bool,
 }
 
 /// Reads one variable's value into `Legacy`; `Err` is the accepted form.
 type Reader = fn(&mut Legacy, &str) -> Result<(), &'static str>;
 
 /// Every variable read, with its meaning there.
-pub const VARIABLES: [(&str, Reader); 13] = [
+pub const VARIABLES: [(&str, Reader); 15] = [
     ("ENVOY_ADMIN_API", |l, v| {
         l.admin = Some(base_url(v)?);
         Ok(())
@@ -98,6 +102,14 @@ pub const VARIABLES: [(&str, Reader); 13] = [
         l.quiet = !flag(v)?;
         Ok(())
     }),
+    ("QUIT_REQUEST_TIMEOUT", |l, v| {
+        l.quit_budget = limit(v)?;
+        Ok(())
+    }),
+    ("GENERIC_QUIT_ONLY", |l, v| {
+        l.generic_quit_only = flag(v)?;
+        Ok(())
+    }),
 ];
 
 fn flag(value: &str) -> Result<bool, &'static str> {
@@ -120,11 +132,11 @@ fn limit(value: &str) -> Result<Option<Duration>, &'static str> {
 
 /// Reads every variable; the first bad one is returned beside what could be read. The
 /// values are not meshinit's, so errors name the variable without its value.
-pub fn read(env: &impl Fn(&str) -> Option<OsString>) -> (Legacy, Option<UsageError>) {
+pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
     let mut legacy = Legacy::default();
     let mut first_error = None;
     for (name, reader) in VARIABLES {
-        let Some(raw) = env(name) else {
+        let Some(raw) = env.get(name) else {
             continue;
         };
         legacy.present = true;
@@ -144,11 +156,7 @@ mod tests {
     use super::*;
 
     pub fn read_vars(vars: &[(&str, &str)]) -> (Legacy, Option<UsageError>) {
-        read(&|name: &str| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| OsString::from(v))
-        })
+        read(&Environment::of(vars))
     }
 
     #[test]
@@ -168,6 +176,8 @@ mod tests {
             ("NEVER_KILL_ENVOY", "no"),
             ("SCUTTLE_LOGGING", "false"),
             ("ISTIO_FALLBACK_PKILL", "0"),
+            ("QUIT_REQUEST_TIMEOUT", "1500ms"),
+            ("GENERIC_QUIT_ONLY", "true"),
         ]);
         assert_eq!(err, None);
         assert!(l.present && l.skip_wait && l.keep_on_failure && l.quiet && !l.never_kill);
@@ -175,6 +185,8 @@ mod tests {
         assert_eq!(l.wait_timeout, None);
         assert_eq!(l.quit_timeout, Some(Duration::from_secs(5)));
         assert_eq!(l.fallback_pkill, Some(false));
+        assert_eq!(l.quit_budget, Some(Duration::from_millis(1500)));
+        assert!(l.generic_quit_only);
     }
 
     #[test]

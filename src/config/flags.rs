@@ -21,15 +21,9 @@ pub fn read(
     args: impl IntoIterator<Item = OsString>,
     note: &mut impl FnMut(UsageError),
 ) -> Result<Option<Special>, UsageError> {
-    let mut args = args.into_iter().peekable();
-    // A subcommand only as the very first word, so `meshinit -- wait` runs a `wait`.
-    let subcommand = match args.peek().and_then(|a| a.to_str()) {
-        Some("wait") => Some(Action::Wait),
-        Some("quit") => Some(Action::Quit),
-        _ => None,
-    };
-    if let Some(action) = subcommand {
-        args.next();
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if let Some((at, action)) = subcommand(&args) {
+        args.remove(at);
         settings.action = action;
     }
     let mut parser = lexopt::Parser::from_args(args);
@@ -42,8 +36,8 @@ pub fn read(
             }
             lexopt::Arg::Value(word) if settings.action != Action::Run(Vec::new()) => {
                 return Err(UsageError::new(format!(
-                    "unexpected '{}': wait and quit take no COMMAND; usage: {USAGE}",
-                    word.to_string_lossy()
+                    "unexpected {}: wait and quit take no COMMAND; usage: {USAGE}",
+                    values::quoted(&word.to_string_lossy())
                 )))
             }
             lexopt::Arg::Value(first) => {
@@ -62,12 +56,14 @@ pub fn read(
                 .ok_or_else(|| unknown_option(&format!("-{c}")))?,
         };
         let flag = format!("--{}", spec.long);
-        let raw = if spec.value.is_some() {
-            parser.value().map_err(lexopt_error)?
-        } else {
-            parser
-                .optional_value()
-                .unwrap_or_else(|| OsString::from("true"))
+        let raw = match (spec.value, parser.optional_value()) {
+            (Some(_), Some(attached)) => attached,
+            (Some(_), None) => parser.value().map_err(lexopt_error)?,
+            (None, Some(attached)) => attached,
+            (None, None) => {
+                refuse_detached_boolean(&mut parser, spec.long)?;
+                OsString::from("true")
+            }
         };
         // A list given by flags replaces the variable's list instead of adding to it.
         if spec.key.is_list() && !lists_from_flags.contains(&spec.key) {
@@ -83,9 +79,66 @@ pub fn read(
     Ok(None)
 }
 
+/// Where `wait` or `quit` stands among the options before the COMMAND, if it does:
+/// `meshinit --timeout 5s wait` is the subcommand, `meshinit -- wait` runs a program.
+fn subcommand(args: &[OsString]) -> Option<(usize, Action)> {
+    let mut at = 0;
+    while let Some(word) = args.get(at).and_then(|a| a.to_str()) {
+        match word {
+            "--" => return None,
+            "wait" => return Some((at, Action::Wait)),
+            "quit" => return Some((at, Action::Quit)),
+            _ => {}
+        }
+        let Some(flag) = word.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            // The COMMAND begins here.
+            return None;
+        };
+        let takes_value = flag
+            .strip_prefix('-')
+            .and_then(|long| SPECS.iter().find(|s| s.long == long))
+            .is_some_and(|spec| spec.value.is_some());
+        at += if takes_value { 2 } else { 1 };
+    }
+    None
+}
+
+/// Whether a command line that could not be read meant `wait` or `quit`: a usage mistake
+/// there must not quit the sidecar that a later step needs.
+pub fn meant_subcommand(args: &[OsString]) -> Option<Action> {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .find_map(|a| match a.to_str() {
+            Some("wait") => Some(Action::Wait),
+            Some("quit") => Some(Action::Quit),
+            _ => None,
+        })
+}
+
+/// A switch (`--process-group`, `-g`, ...) followed by a word such as `true` is refused:
+/// taken as the COMMAND, `meshinit -g true -- /app/report` would run `true` and report
+/// success without doing the work.
+fn refuse_detached_boolean(parser: &mut lexopt::Parser, long: &str) -> Result<(), UsageError> {
+    let next = parser.raw_args().ok().and_then(|raw| {
+        raw.peek()
+            .and_then(|w| w.to_str())
+            .filter(|w| values::boolean(w).is_some())
+            .map(str::to_owned)
+    });
+    match next {
+        Some(word) => Err(UsageError::new(format!(
+            "--{long} takes no separate value: write --{long}={word}, or put -- before a \
+             COMMAND named {}; usage: {USAGE}",
+            values::quoted(&word)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn unknown_option(option: &str) -> UsageError {
     UsageError::new(format!(
-        "unknown option '{option}': usage: {USAGE} (see meshinit --help)"
+        "unknown option {}: usage: {USAGE} (see meshinit --help)",
+        values::quoted(option)
     ))
 }
 
@@ -125,13 +178,53 @@ mod tests {
     }
 
     #[test]
-    fn subcommands_only_first() {
+    fn subcommands_before_or_after_options() {
         assert_eq!(read_args(&["wait", "--timeout=2s"]).0.action, Action::Wait);
         assert_eq!(read_args(&["quit"]).0.action, Action::Quit);
+        let (s, r, _) = read_args(&["--timeout", "5s", "-g", "wait", "--log", "debug"]);
+        assert_eq!((s.action, r), (Action::Wait, Ok(None)));
+        assert_eq!(s.timeout, Some(std::time::Duration::from_secs(5)));
         let (s, _, _) = read_args(&["--", "wait"]);
         assert_eq!(s.action, Action::Run(vec![OsString::from("wait")]));
+        let (s, _, _) = read_args(&["sh", "wait"]);
+        assert_eq!(
+            s.action,
+            Action::Run(["sh", "wait"].map(OsString::from).to_vec())
+        );
         let (_, r, _) = read_args(&["quit", "extra"]);
         assert!(r.unwrap_err().0.contains("take no COMMAND"));
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            meant_subcommand(&args(&["--timeot", "5s", "wait"])),
+            Some(Action::Wait)
+        );
+        assert_eq!(meant_subcommand(&args(&["--bogus", "--", "wait"])), None);
+    }
+
+    #[test]
+    fn a_switch_never_takes_a_detached_boolean() {
+        for args in [
+            &["--process-group", "true", "--", "/app/report"][..],
+            &["-g", "true", "/app/report"],
+            &["--kill-fallback", "false", "--", "cmd"],
+            &["--process-group", "yes", "--", "cmd"],
+            &["-g", "NO", "cmd"],
+        ] {
+            let err = read_args(args).1.unwrap_err().0;
+            assert!(
+                err.contains("takes no separate value: write --"),
+                "{args:?}: {err}"
+            );
+        }
+        let (s, r, _) = read_args(&["-g", "--", "true"]);
+        assert_eq!(r, Ok(None));
+        assert_eq!(s.action, Action::Run(vec![OsString::from("true")]));
+        let (s, r, _) = read_args(&["--process-group=false", "--kill-fallback=0", "run"]);
+        assert_eq!(r, Ok(None));
+        assert_eq!(
+            (s.process_group, s.kill_fallback),
+            (Some(false), Some(false))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
-use super::{compat, duration, parse, variables};
+use super::{compat, duration, parse, variables, Environment};
 use crate::fuzzing::for_a_while;
 
 #[test]
@@ -197,14 +197,9 @@ fn configuration_sources() {
                 (name.to_owned(), value)
             })
             .collect();
-        let lookup = |name: &str| {
-            env.iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| OsString::from(v))
-        };
+        let environment = Environment::new(env.iter().map(|(n, v)| (n.clone(), OsString::from(v))));
         let began = Instant::now();
-        let result = parse(args.iter().map(OsString::from), lookup);
+        let result = parse(args.iter().map(OsString::from), &environment);
         assert!(
             began.elapsed() < Duration::from_secs(1),
             "slow parse: {args:?} {env:?}"

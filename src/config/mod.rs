@@ -4,6 +4,7 @@
 
 pub mod compat;
 pub mod duration;
+pub mod environment;
 mod flags;
 mod options;
 pub mod plan;
@@ -17,6 +18,7 @@ mod fuzz;
 
 use std::ffi::OsString;
 
+pub use environment::Environment;
 pub use flags::Special;
 pub use options::help;
 pub use plan::{resolve, Plan};
@@ -43,27 +45,40 @@ pub enum Invocation {
 /// line, which wins.
 pub fn parse(
     args: impl IntoIterator<Item = OsString>,
-    env: impl Fn(&str) -> Option<OsString>,
+    env: &Environment,
 ) -> Result<Invocation, Failure> {
-    let (legacy, mut first_error) = compat::read(&env);
+    let args: Vec<OsString> = args.into_iter().collect();
+    let (legacy, mut first_error) = compat::read(env);
     let mut settings = Settings {
         legacy,
+        in_kubernetes: env
+            .get("KUBERNETES_SERVICE_HOST")
+            .is_some_and(|h| !h.is_empty()),
+        warnings: variables::unknown(env),
         ..Settings::default()
     };
     let mut note = |err: UsageError| {
         first_error.get_or_insert(err);
     };
-    variables::read(&mut settings, &env, &mut note);
-    let error = match flags::read(&mut settings, args, &mut note) {
+    variables::read(&mut settings, env, &mut note);
+    let error = match flags::read(&mut settings, args.iter().cloned(), &mut note) {
         Ok(Some(special)) => return Ok(Invocation::Special(special)),
         Ok(None) => first_error.or_else(|| missing_command(&settings)),
         Err(err) => Some(err),
     };
     match error {
-        Some(error) => Err(Failure {
-            error,
-            settings: Box::new(settings),
-        }),
+        Some(error) => {
+            // A `wait` or `quit` whose command line could not be read is still one.
+            if settings.action == Action::Run(Vec::new()) {
+                if let Some(action) = flags::meant_subcommand(&args) {
+                    settings.action = action;
+                }
+            }
+            Err(Failure {
+                error,
+                settings: Box::new(settings),
+            })
+        }
         None => Ok(Invocation::Run(Box::new(settings))),
     }
 }

@@ -16,6 +16,7 @@ pub enum Key {
     KeepSidecar,
     SidecarGrace,
     QuitWait,
+    QuitWindow,
     KillFallback,
     SidecarExe,
     ProcessGroup,
@@ -59,7 +60,7 @@ const fn spec(
 
 pub const SPECS: &[Spec] = &[
     spec(Key::Mesh, "mesh", "MESHINIT_MESH", Some("MESH"),
-        "istio, envoy, linkerd, none or auto (default: istio)"),
+        "istio, envoy, linkerd, none or auto (default: none outside Kubernetes, auto in a pod)"),
     spec(Key::ReadyUrl, "ready-url", "MESHINIT_READY_URL", Some("URL"),
         "readiness endpoint replacing the mesh's; repeatable, variable comma-separated"),
     spec(Key::QuitUrl, "quit-url", "MESHINIT_QUIT_URL", Some("URL"),
@@ -71,9 +72,11 @@ pub const SPECS: &[Spec] = &[
     spec(Key::KeepSidecar, "keep-sidecar", "MESHINIT_KEEP_SIDECAR", Some("WHEN"),
         "never, on-failure or always leave the sidecar running (default: never)"),
     spec(Key::SidecarGrace, "sidecar-grace", "MESHINIT_SIDECAR_GRACE", Some("DURATION"),
-        "with --mesh auto, how long to look for a sidecar (default: 5s)"),
+        "with auto, how long to look for a sidecar before running without one (default: 5s)"),
     spec(Key::QuitWait, "quit-wait", "MESHINIT_QUIT_WAIT", Some("DURATION"),
         "after a quit was taken, how long a sidecar seen in /proc may take to exit before SIGTERM (default: 2s; 0: no check)"),
+    spec(Key::QuitWindow, "quit-window", "MESHINIT_QUIT_WINDOW", Some("DURATION"),
+        "after the wait gave up, how long to keep trying to quit a sidecar that comes late (default: 10s; 0: try once)"),
     spec(Key::KillFallback, "kill-fallback", "MESHINIT_KILL_FALLBACK", None,
         "SIGTERM the sidecar found in /proc when no quit endpoint worked (default: true)"),
     spec(Key::SidecarExe, "sidecar-exe", "MESHINIT_SIDECAR_EXE", Some("PATH"),
@@ -123,6 +126,7 @@ pub fn apply(
         }
         Key::SidecarGrace => settings.sidecar_grace = Some(positive()?),
         Key::QuitWait => settings.quit_wait = Some(duration()?),
+        Key::QuitWindow => settings.quit_window = Some(duration()?),
         Key::KillFallback => settings.kill_fallback = Some(boolean()?),
         Key::ProcessGroup => settings.process_group = Some(boolean()?),
         Key::Grace => settings.grace = Some(duration()?),

@@ -24,15 +24,23 @@ pub struct Plan {
     pub keep: Keep,
     /// After a quit was taken, how long a sidecar seen in /proc may take to exit.
     pub quit_wait: Duration,
+    /// The most that the quit requests may take in all.
+    pub quit_budget: Duration,
+    /// After the wait gave up, how long to keep trying to quit a sidecar that comes late.
+    pub quit_window: Duration,
     pub forwarding: Forwarding,
     /// After the task exits, how long its process group may take to go after a TERM.
     pub grace: Duration,
     pub log: LevelFilter,
+    /// Said once at the start (a misspelt variable, where the mesh came from).
+    pub warnings: Vec<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SIDECAR_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_QUIT_WAIT: Duration = Duration::from_secs(2);
+pub const DEFAULT_QUIT_BUDGET: Duration = Duration::from_secs(4);
+pub const DEFAULT_QUIT_WINDOW: Duration = Duration::from_secs(10);
 const ISTIO_QUIT_DEFAULT: &str = "http://127.0.0.1:15020";
 
 pub fn resolve(settings: &Settings) -> Plan {
@@ -56,6 +64,8 @@ pub fn resolve(settings: &Settings) -> Plan {
             .unwrap_or(OnTimeout::Fail),
         keep: settings.keep.or(legacy_keep).unwrap_or(Keep::Never),
         quit_wait: settings.quit_wait.unwrap_or(DEFAULT_QUIT_WAIT),
+        quit_budget: legacy.quit_budget.unwrap_or(DEFAULT_QUIT_BUDGET),
+        quit_window: settings.quit_window.unwrap_or(DEFAULT_QUIT_WINDOW),
         forwarding: match settings.process_group {
             Some(true) => Forwarding::Group,
             _ => Forwarding::Process,
@@ -65,6 +75,7 @@ pub fn resolve(settings: &Settings) -> Plan {
             .log
             .or(legacy.quiet.then_some(LevelFilter::Error))
             .unwrap_or(LevelFilter::Info),
+        warnings: settings.warnings.clone(),
     }
 }
 
@@ -82,12 +93,20 @@ fn legacy_limit(legacy: &Legacy) -> (Option<Duration>, Option<OnTimeout>) {
 fn sidecar(settings: &Settings) -> Sidecar {
     let legacy = &settings.legacy;
     let adjust = |endpoints| overridden(endpoints, settings);
+    let endpoints_given = settings.ready_urls.is_some()
+        || settings.quit_urls.is_some()
+        || settings.executables.is_some();
     let mesh = match (settings.mesh, &legacy.admin) {
         (Some(mesh), _) => mesh,
         (None, Some(admin)) => return Sidecar::Known(adjust(legacy_endpoints(admin, legacy))),
         // scuttle without ENVOY_ADMIN_API neither waited nor quit.
         (None, None) if legacy.present => Mesh::None,
-        (None, None) => Mesh::Istio,
+        // Endpoints without a mesh replace Istio's, as they always did.
+        (None, None) if endpoints_given => Mesh::Istio,
+        // Nothing configured: a pod may have a sidecar (or be in ambient mode, or not be
+        // injected) and is searched briefly; outside Kubernetes there is none to wait for.
+        (None, None) if settings.in_kubernetes => Mesh::Auto,
+        (None, None) => Mesh::None,
     };
     match mesh {
         Mesh::Auto => {
@@ -135,6 +154,11 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
         endpoints.executables.clear();
     }
     endpoints.notify = settings.legacy.notify.clone();
+    // The maintained scuttle fork's GENERIC_QUIT_ONLY: only the generic endpoints are told.
+    if settings.legacy.generic_quit_only {
+        endpoints.quit.clear();
+        endpoints.executables.clear();
+    }
     endpoints
 }
 

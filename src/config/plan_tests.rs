@@ -1,17 +1,12 @@
 use std::ffi::OsString;
 
 use super::*;
-use crate::config::{parse, Invocation};
+use crate::config::{parse, Environment, Invocation};
 
 /// The plan for `args` (a command appended) and the variables `vars`.
 fn plan(args: &[&str], vars: &[(&str, &str)]) -> Plan {
     let args = args.iter().chain(&["--", "true"]).map(OsString::from);
-    let env = |name: &str| {
-        vars.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| OsString::from(v))
-    };
-    match parse(args, env) {
+    match parse(args, &Environment::of(vars)) {
         Ok(Invocation::Run(settings)) => resolve(&settings),
         other => panic!("{other:?}"),
     }
@@ -29,8 +24,24 @@ fn quit_urls(endpoints: &Endpoints) -> Vec<&str> {
 }
 
 #[test]
-fn defaults_are_istio() {
-    let p = plan(&[], &[]);
+fn zero_configuration_depends_on_where_it_runs() {
+    assert_eq!(plan(&[], &[]).sidecar, Sidecar::Absent);
+    let in_pod = [("KUBERNETES_SERVICE_HOST", "10.96.0.1")];
+    let Sidecar::Search { look_for, .. } = plan(&[], &in_pod).sidecar else {
+        panic!("a pod without configuration searches");
+    };
+    assert_eq!(look_for, DEFAULT_SIDECAR_GRACE);
+    // Anything that names the sidecar is explicit, wherever it runs.
+    assert_eq!(known(&plan(&["--mesh", "envoy"], &[])).mesh, "envoy");
+    assert_eq!(plan(&["--mesh=none"], &in_pod).sidecar, Sidecar::Absent);
+    let p = plan(&["--ready-url", "http://127.0.0.1:9/r"], &[]);
+    assert_eq!(known(&p).ready, ["http://127.0.0.1:9/r"]);
+    assert_eq!(known(&p).mesh, "istio");
+}
+
+#[test]
+fn istio_preset_and_defaults() {
+    let p = plan(&["--mesh", "istio"], &[]);
     let e = known(&p);
     assert_eq!(e.ready, ["http://127.0.0.1:15021/healthz/ready"]);
     assert_eq!(quit_urls(e).len(), 2);
@@ -75,7 +86,7 @@ fn auto_quits_each_endpoint_once_with_its_own_hint() {
         quit_urls(all),
         [
             "http://127.0.0.1:15020/quitquitquit",
-            "http://127.0.0.1:15000/quitquitquit",
+            "http://localhost:15000/quitquitquit",
             "http://127.0.0.1:4191/shutdown"
         ]
     );
@@ -210,6 +221,31 @@ fn envoy_preflight() {
         (p.timeout, p.on_timeout),
         (Duration::from_secs(5), OnTimeout::Fail)
     );
+}
+
+#[test]
+fn the_maintained_forks_variables() {
+    let p = plan(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
+            ("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9/a"),
+            ("GENERIC_QUIT_ONLY", "true"),
+            ("QUIT_REQUEST_TIMEOUT", "10s"),
+        ],
+    );
+    let e = known(&p);
+    assert!(e.quit.is_empty() && e.executables.is_empty());
+    assert_eq!(e.notify, ["http://127.0.0.1:9/a"]);
+    assert_eq!(p.quit_budget, Duration::from_secs(10));
+}
+
+#[test]
+fn a_misspelt_variable_is_a_warning() {
+    let p = plan(&[], &[("MESHINIT_TIMOUT", "5s")]);
+    assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(p.warnings[0].contains("MESHINIT_TIMEOUT"));
 }
 
 #[test]

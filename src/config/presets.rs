@@ -14,6 +14,8 @@ pub const ISTIO_EXECUTABLES: [&str; 2] = ["/usr/local/bin/pilot-agent", "/usr/lo
 const LINKERD_REFUSAL: &str = "Linkerd's shutdown endpoint needs the pod annotation \
                                config.linkerd.io/proxy-admin-shutdown: enabled";
 
+/// Envoy's admin listens on 127.0.0.1 or, in IPv6-only pods, on [::1] only (Istio binds it
+/// to one of them): `localhost` is both, tried in that order, without a lookup.
 pub fn preset(mesh: Mesh) -> Endpoints {
     let owned = |list: &[&str]| list.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
     let quit = |list: &[&str], on_refusal| {
@@ -35,7 +37,7 @@ pub fn preset(mesh: Mesh) -> Endpoints {
             quit: quit(
                 &[
                     "http://127.0.0.1:15020/quitquitquit",
-                    "http://127.0.0.1:15000/quitquitquit",
+                    "http://localhost:15000/quitquitquit",
                 ],
                 None,
             ),
@@ -43,8 +45,8 @@ pub fn preset(mesh: Mesh) -> Endpoints {
             ..endpoints
         },
         Mesh::Envoy => Endpoints {
-            ready: owned(&["http://127.0.0.1:15000/ready"]),
-            quit: quit(&["http://127.0.0.1:15000/quitquitquit"], None),
+            ready: owned(&["http://localhost:15000/ready"]),
+            quit: quit(&["http://localhost:15000/quitquitquit"], None),
             executables: owned(&["/usr/local/bin/envoy"]),
             ..endpoints
         },

@@ -114,10 +114,15 @@ pub struct Settings {
     pub keep: Option<Keep>,
     pub sidecar_grace: Option<Duration>,
     pub quit_wait: Option<Duration>,
+    pub quit_window: Option<Duration>,
     pub process_group: Option<bool>,
     pub grace: Option<Duration>,
     pub log: Option<LevelFilter>,
     pub legacy: Legacy,
+    /// KUBERNETES_SERVICE_HOST is set: the kubelet started this container.
+    pub in_kubernetes: bool,
+    /// What was read but looks like a mistake (a misspelt variable), for the log.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Settings {
@@ -134,10 +139,13 @@ impl Default for Settings {
             keep: None,
             sidecar_grace: None,
             quit_wait: None,
+            quit_window: None,
             process_group: None,
             grace: None,
             log: None,
             legacy: Legacy::default(),
+            in_kubernetes: false,
+            warnings: Vec::new(),
         }
     }
 }

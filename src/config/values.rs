@@ -45,10 +45,25 @@ pub const MESH_FORM: &str = "istio, envoy, linkerd, none or auto";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
 
+/// How much of a value a message repeats: enough to recognise it, never a whole file
+/// pasted into a variable.
+const SHOWN_CHARS: usize = 80;
+
+/// `'value'` for a message, cut to `SHOWN_CHARS`.
+pub fn quoted(value: &str) -> String {
+    let shown: String = value.chars().take(SHOWN_CHARS).collect();
+    if shown.len() < value.len() {
+        format!("'{shown}...' ({} bytes)", value.len())
+    } else {
+        format!("'{shown}'")
+    }
+}
+
 /// `source: invalid value 'value': expected form`.
 pub fn invalid(source: &str, value: &str, form: &str) -> UsageError {
     UsageError::new(format!(
-        "{source}: invalid value '{value}': expected {form}"
+        "{source}: invalid value {}: expected {form}",
+        quoted(value)
     ))
 }
 
@@ -173,5 +188,12 @@ mod tests {
             format!("--timeout: invalid value '1\\n2': expected {POSITIVE_FORM}")
         );
         assert!(!invalid_hidden("X", "y").0.contains('\n'));
+        let long = "x".repeat(60_000);
+        let err = invalid("MESHINIT_MESH", &long, MESH_FORM).0;
+        assert!(err.len() < 300, "{} bytes", err.len());
+        assert!(
+            err.contains(&format!("{}...' (60000 bytes)", "x".repeat(80))),
+            "{err}"
+        );
     }
 }

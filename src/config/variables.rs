@@ -1,20 +1,16 @@
-//! The `MESHINIT_*` variables: one per option, read below the flags.
+//! The `MESHINIT_*` variables: one per option, read below the flags; and the ones that are
+//! not meshinit's, pointed out (a typo must not pass unseen).
 
-use std::ffi::OsString;
-
+use super::environment::Environment;
 use super::options::{self, SPECS};
 use super::settings::Settings;
 use super::values::{self, UsageError};
 
 /// Reads every `MESHINIT_*` variable of the option table into `settings`; a bad value goes
 /// to `note` and the rest is still read.
-pub fn read(
-    settings: &mut Settings,
-    env: &impl Fn(&str) -> Option<OsString>,
-    note: &mut impl FnMut(UsageError),
-) {
+pub fn read(settings: &mut Settings, env: &Environment, note: &mut impl FnMut(UsageError)) {
     for spec in SPECS {
-        if let Some(raw) = env(spec.env) {
+        if let Some(raw) = env.get(spec.env) {
             if let Err(err) = values::utf8(spec.env, raw)
                 .and_then(|value| options::apply(settings, spec.key, spec.env, &value))
             {
@@ -24,8 +20,69 @@ pub fn read(
     }
 }
 
+/// One warning for each `MESHINIT_*` variable that no option reads, with the closest name
+/// that one does.
+pub fn unknown(env: &Environment) -> Vec<String> {
+    env.names()
+        .filter(|name| name.starts_with("MESHINIT_") && !names().any(|known| known == *name))
+        .map(|name| {
+            let closest = names()
+                .min_by_key(|known| distance(name, known))
+                .unwrap_or_default();
+            format!(
+                "unknown variable {} is ignored; did you mean {closest}?",
+                values::quoted(name)
+            )
+        })
+        .collect()
+}
+
 /// The variables this module reads.
-#[cfg(test)]
 pub fn names() -> impl Iterator<Item = &'static str> {
     SPECS.iter().map(|spec| spec.env)
+}
+
+/// Levenshtein distance: the fewest one-character edits that turn `a` into `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(distance("MESHINIT_TIMOUT", "MESHINIT_TIMEOUT"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn typos_are_named_with_the_closest_known_name() {
+        let env = Environment::of(&[
+            ("MESHINIT_TIMOUT", "5s"),
+            ("MESHINIT_MESH", "none"),
+            ("MESHINIT_QUITURL", "x"),
+            ("PATH", "/bin"),
+        ]);
+        assert_eq!(
+            unknown(&env),
+            [
+                "unknown variable 'MESHINIT_TIMOUT' is ignored; did you mean MESHINIT_TIMEOUT?",
+                "unknown variable 'MESHINIT_QUITURL' is ignored; did you mean MESHINIT_QUIT_URL?"
+            ]
+        );
+    }
 }

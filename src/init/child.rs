@@ -3,9 +3,10 @@
 //! the child comes back as an errno in shared memory, so that "not found" and "not
 //! executable" are told apart and reported by meshinit itself.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use crate::exit;
 
@@ -45,6 +46,58 @@ impl std::fmt::Display for SpawnError {
             SpawnError::Exec { command, err } => write!(f, "cannot run '{command}': {err}"),
             SpawnError::Setup { step, err } => write!(f, "cannot start the task: {step}: {err}"),
         }
+    }
+}
+
+/// Looks `argv[0]` up as execvp will (PATH when it has no slash), so that a command that
+/// cannot run is reported before anything else happens.
+pub fn find(argv: &[OsString]) -> Result<(), SpawnError> {
+    let Some(program) = argv.first() else {
+        return Err(SpawnError::Setup {
+            step: "argv",
+            err: io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    };
+    let exec_error = |errno| SpawnError::Exec {
+        command: program.to_string_lossy().into_owned(),
+        err: io::Error::from_raw_os_error(errno),
+    };
+    let bytes = program.as_bytes();
+    if bytes.is_empty() {
+        return Err(exec_error(libc::ENOENT));
+    }
+    if bytes.contains(&b'/') {
+        return runnable(Path::new(program)).map_err(exec_error);
+    }
+    // musl's execvp searches this when PATH is unset.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/bin:/usr/bin".into());
+    let mut denied = false;
+    for dir in path.as_bytes().split(|b| *b == b':') {
+        let dir = if dir.is_empty() { &b"."[..] } else { dir };
+        match runnable(&Path::new(OsStr::from_bytes(dir)).join(program)) {
+            Ok(()) => return Ok(()),
+            Err(libc::EACCES) => denied = true,
+            Err(_) => {}
+        }
+    }
+    Err(exec_error(if denied { libc::EACCES } else { libc::ENOENT }))
+}
+
+/// Whether `path` is a file that may be executed; the errno execve would give when not.
+fn runnable(path: &Path) -> Result<(), libc::c_int> {
+    let metadata =
+        std::fs::metadata(path).map_err(|err| err.raw_os_error().unwrap_or(libc::ENOENT))?;
+    if metadata.is_dir() {
+        return Err(libc::EACCES);
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::ENOENT)?;
+    // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EACCES))
     }
 }
 

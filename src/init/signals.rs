@@ -1,22 +1,12 @@
-//! meshinit's own signal disposition: every asynchronous signal is blocked and collected
-//! synchronously with `sigtimedwait`, so nothing runs in a handler and an idle init sleeps
-//! in the kernel until something happens.
+//! meshinit's own signal disposition: every signal is blocked and collected synchronously
+//! with `sigtimedwait`, so nothing runs in a handler and an idle init sleeps in the kernel
+//! until something happens. That includes SEGV, ILL, BUS, FPE, ABRT, TRAP and SYS: sent with
+//! kill they are the task's, like any other. A real fault in meshinit still kills it, since
+//! the kernel unblocks and delivers with the default action a signal that a fault raises.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::time::Duration;
-
-/// Signals the kernel raises for a fault of meshinit itself: blocking them would turn a bug
-/// into a hang, so they keep their default action.
-const SYNCHRONOUS: [libc::c_int; 7] = [
-    libc::SIGFPE,
-    libc::SIGILL,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGABRT,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-];
 
 /// The signals the main loop collects.
 pub struct Signals {
@@ -30,10 +20,7 @@ impl Signals {
         let mut collected = empty_set();
         // SAFETY: `collected` is a valid, initialised sigset_t owned by this frame.
         check(unsafe { libc::sigfillset(&mut collected) })?;
-        for sig in SYNCHRONOUS
-            .into_iter()
-            .chain([libc::SIGTTIN, libc::SIGTTOU])
-        {
+        for sig in [libc::SIGTTIN, libc::SIGTTOU] {
             // SAFETY: as above; `sig` is a valid signal number.
             check(unsafe { libc::sigdelset(&mut collected, sig) })?;
         }
@@ -87,6 +74,15 @@ fn sent_by_self(info: &libc::siginfo_t) -> bool {
     // SAFETY: si_pid is valid for SI_USER signals, checked first.
     info.si_code == libc::SI_USER
         && i64::from(unsafe { info.si_pid() }) == i64::from(std::process::id())
+}
+
+/// Signals that end a wait in which there is no task to forward them to (before the task
+/// starts, or for a sidecar after it ended). URG from a Go runtime, WINCH and the rest do not.
+pub fn ends_waiting(sig: libc::c_int) -> bool {
+    matches!(
+        sig,
+        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+    )
 }
 
 /// Sends `sig` to `target` (a pid, or minus a process group). A target that is already
@@ -159,6 +155,13 @@ pub fn name(sig: libc::c_int) -> &'static str {
         libc::SIGIO => "IO",
         libc::SIGPWR => "PWR",
         libc::SIGSTKFLT => "STKFLT",
+        libc::SIGILL => "ILL",
+        libc::SIGTRAP => "TRAP",
+        libc::SIGABRT => "ABRT",
+        libc::SIGBUS => "BUS",
+        libc::SIGFPE => "FPE",
+        libc::SIGSEGV => "SEGV",
+        libc::SIGSYS => "SYS",
         _ => "RT",
     }
 }

@@ -3,11 +3,13 @@
 //! HTTP_PROXY must not capture loopback admin calls), no redirects, no connection pool.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{NextTimeout, TcpConnector};
+use ureq::unversioned::transport::{time, NextTimeout, TcpConnector};
+
+use super::lookup;
 
 const CONNECT: Duration = Duration::from_millis(250);
 const SEND: Duration = Duration::from_millis(500);
@@ -57,6 +59,7 @@ macro_rules! limited {
         let cap = |phase: Duration| Some(phase.min($budget).max(Duration::from_millis(1)));
         $request
             .config()
+            .timeout_resolve(cap(RECEIVE))
             .timeout_connect(cap(CONNECT))
             .timeout_send_request(cap(SEND))
             .timeout_recv_response(cap(RECEIVE))
@@ -106,8 +109,9 @@ impl Client {
     }
 }
 
-/// IP literals as they are, `localhost` as loopback without asking anyone, other names
-/// through the system resolver, on the calling thread (bounded by its own timeouts).
+/// IP literals as they are; `localhost` as 127.0.0.1 then ::1 without asking anyone (a
+/// sidecar may listen on either, and the connector tries them in turn); other names through
+/// the system resolver, within the request's budget (see `lookup`).
 #[derive(Debug)]
 struct PlainResolver;
 
@@ -116,22 +120,24 @@ impl Resolver for PlainResolver {
         &self,
         uri: &ureq::http::Uri,
         _config: &ureq::config::Config,
-        _timeout: NextTimeout,
+        timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
         let port = uri.port_u16().unwrap_or(80);
         let mut found = self.empty();
-        match host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            Ok(ip) => found.push(SocketAddr::new(ip, port)),
-            Err(_) => {
-                // ResolvedSocketAddrs holds 16.
-                for addr in (host, port).to_socket_addrs()?.take(16) {
-                    found.push(addr);
-                }
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            found.push(SocketAddr::new(ip, port));
+        } else if host.eq_ignore_ascii_case("localhost") {
+            found.push(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+            found.push(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port));
+        } else {
+            let limit = match timeout.after {
+                time::Duration::Exact(limit) => limit,
+                time::Duration::NotHappening => RECEIVE,
+            };
+            for addr in lookup::lookup(host, port, limit)? {
+                found.push(addr);
             }
         }
         if found.is_empty() {
@@ -145,7 +151,19 @@ fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply
     match result {
         Ok(response) => Reply::Status(response.status().as_u16()),
         Err(ureq::Error::StatusCode(code)) => Reply::Status(code),
-        Err(ureq::Error::Io(err)) if err.kind() == ErrorKind::ConnectionRefused => Reply::Refused,
+        // Refused, or no route to that loopback address (no ::1 where IPv6 is off): nothing
+        // can be listening there.
+        Err(ureq::Error::Io(err))
+            if matches!(
+                err.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::HostUnreachable
+            ) =>
+        {
+            Reply::Refused
+        }
         Err(ureq::Error::Timeout(phase)) => Reply::Failed(format!("timed out ({phase})")),
         Err(err) => Reply::Failed(err.to_string()),
     }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod endpoints;
+mod lookup;
 mod procscan;
 pub mod quit;
 pub mod url;

@@ -1,5 +1,6 @@
 //! Telling the sidecar to quit, never hanging on it: POST the quit endpoints in order until
-//! one answers 2xx, within a fixed total budget, then fall back to /proc.
+//! one answers 2xx, within a fixed total budget, then fall back to /proc. A sidecar that is
+//! not there yet (the wait gave up on it) is asked again for a bounded window.
 
 use std::time::{Duration, Instant};
 
@@ -7,29 +8,106 @@ use super::client::{Client, Reply};
 use super::endpoints::Endpoints;
 use super::procscan;
 use super::url;
+use crate::init::signals::{self, Signals};
+use crate::init::supervisor;
 use crate::logging::millis;
 
-/// The most that quitting may take, whatever the endpoints do.
-const BUDGET: Duration = Duration::from_secs(4);
 /// How often the list of endpoints is tried when they fail (not when nothing listens).
 const ROUNDS: usize = 3;
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
+/// The pause between attempts while nothing listens, within the window.
+const WINDOW_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long quitting may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The most that one attempt's requests may take, whatever the endpoints do.
+    pub budget: Duration,
+    /// After an endpoint took the quit, how long a sidecar seen in /proc may take to exit.
+    pub confirm: Duration,
+    /// While nothing listens, how long to keep asking (0: one attempt).
+    pub window: Duration,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Took,
+    /// Nothing listens on any quit endpoint.
+    NobodyThere,
+    /// Something listens but did not take it.
+    Failed,
+}
 
 /// Returns whether the sidecar was told to quit (an endpoint took it, or it was signalled).
-/// After an endpoint took it, a sidecar visible in /proc gets up to `confirm` to exit
-/// before the fallback sends it SIGTERM: an endpoint may answer 200 and do nothing.
-pub fn quit(sidecar: &Endpoints, confirm: Duration) -> bool {
+/// `signals`, when meshinit holds them, end the window early on a termination signal.
+pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> bool {
     let client = Client::new();
     let start = Instant::now();
-    let deadline = start + BUDGET;
-    let left = || deadline.saturating_duration_since(Instant::now());
     for url in &sidecar.notify {
-        let reply = client.post(url, left().min(Duration::from_secs(1)));
+        let reply = client.post(url, limits.budget.min(Duration::from_secs(1)));
         log::info!("notified {}: {reply}", url::shown(url));
     }
+    let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
-    // Endpoints that refused with a 4xx: asking again would get the same answer.
+    // Only the first attempt's refusals are worth a line each; the window's are not.
+    let mut refused_level = log::Level::Warn;
+    loop {
+        let outcome = attempt(&client, sidecar, limits.budget, &mut hinted, refused_level);
+        refused_level = log::Level::Debug;
+        match outcome {
+            Attempt::Took => {
+                confirm_exit(sidecar, limits.confirm);
+                return true;
+            }
+            Attempt::NobodyThere if !sidecar.quit.is_empty() && Instant::now() < window_end => {
+                if !pause(window_end, signals) {
+                    break;
+                }
+            }
+            Attempt::NobodyThere | Attempt::Failed => break,
+        }
+    }
+    if sidecar.executables.is_empty() {
+        if !sidecar.quit.is_empty() {
+            log::warn!("no quit endpoint took the request; the sidecar may still run");
+        }
+        return false;
+    }
+    fall_back(sidecar)
+}
+
+/// Tells whichever sidecar answers to quit, when none was found before the task: one came
+/// after the search gave up. Nothing listening is the expected answer and is not reported.
+pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
+    let client = Client::new();
+    let mut hinted = Vec::new();
+    let asked = Endpoints {
+        notify: Vec::new(),
+        executables: Vec::new(),
+        ..candidates.clone()
+    };
+    match attempt(&client, &asked, budget, &mut hinted, log::Level::Debug) {
+        Attempt::Took => {}
+        Attempt::NobodyThere => log::debug!("no sidecar came late"),
+        Attempt::Failed => log::warn!("a sidecar came late and did not take the quit"),
+    }
+}
+
+/// POSTs the quit endpoints in order, up to `ROUNDS` times while something listens and
+/// fails; an endpoint that refused with a 4xx is not asked again. A connection refused is
+/// logged at `refused_level`.
+fn attempt<'a>(
+    client: &Client,
+    sidecar: &'a Endpoints,
+    budget: Duration,
+    hinted: &mut Vec<&'a str>,
+    refused_level: log::Level,
+) -> Attempt {
+    let start = Instant::now();
+    let deadline = start + budget;
+    let left = || deadline.saturating_duration_since(Instant::now());
     let mut settled = vec![false; sidecar.quit.len()];
+    let mut anyone_there = false;
     for round in 0..ROUNDS {
         let mut worth_retrying = false;
         for (quit, settled) in sidecar.quit.iter().zip(&mut settled) {
@@ -46,9 +124,13 @@ pub fn quit(sidecar: &Endpoints, confirm: Duration) -> bool {
                     "sidecar quit via {shown} ({reply}) in {}ms",
                     millis(start.elapsed())
                 );
-                confirm_exit(sidecar, confirm);
-                return true;
+                return Attempt::Took;
             }
+            if reply == Reply::Refused {
+                log::log!(refused_level, "quit via {shown} failed: {reply}");
+                continue;
+            }
+            anyone_there = true;
             log::warn!("quit via {shown} failed: {reply}");
             if let Some(hint) = quit
                 .on_refusal
@@ -58,21 +140,59 @@ pub fn quit(sidecar: &Endpoints, confirm: Duration) -> bool {
                 log::warn!("{shown} refused: {hint}");
             }
             *settled = reply.is_refusal();
-            worth_retrying |= reply != Reply::Refused && !*settled;
+            worth_retrying |= !*settled;
         }
-        // Nothing listening, or a definite no: asking again will not change that.
+        // A definite no everywhere: asking again will not change that.
         if !worth_retrying || round + 1 == ROUNDS || left() <= BETWEEN_ROUNDS {
             break;
         }
         std::thread::sleep(BETWEEN_ROUNDS);
     }
-    if sidecar.executables.is_empty() {
+    if anyone_there {
+        Attempt::Failed
+    } else {
         if !sidecar.quit.is_empty() {
-            log::warn!("no quit endpoint took the request; the sidecar may still run");
+            log::debug!("nothing listens on the quit endpoints");
         }
-        return false;
+        Attempt::NobodyThere
     }
-    fall_back(sidecar)
+}
+
+/// Pauses before the next attempt within the window; false when the window should end (a
+/// termination signal arrived, or the window is over). Says once that it is waiting.
+fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let left = window_end.saturating_duration_since(Instant::now());
+    SAID.call_once(|| {
+        log::info!(
+            "nothing listens on the quit endpoints yet: asking again for up to {}ms \
+             (--quit-window) in case the sidecar comes late",
+            millis(left)
+        )
+    });
+    let pause = WINDOW_PAUSE.min(left);
+    let Some(signals) = signals else {
+        std::thread::sleep(pause);
+        return true;
+    };
+    match signals.wait(Some(pause)) {
+        Ok(Some(sig)) if signals::ends_waiting(sig) => {
+            log::info!(
+                "SIG{} while waiting for a late sidecar: giving up on it",
+                signals::name(sig)
+            );
+            false
+        }
+        Ok(Some(libc::SIGCHLD)) => {
+            supervisor::reap(None);
+            true
+        }
+        Ok(_) => true,
+        Err(_) => {
+            std::thread::sleep(pause);
+            true
+        }
+    }
 }
 
 /// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs

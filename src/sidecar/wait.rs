@@ -195,7 +195,7 @@ impl<'a> Pacer<'a> {
         let pause = self.pause.min(self.deadline - now);
         self.pause = (self.pause * 2).min(MAX_PAUSE);
         match self.signals.wait(Some(pause)) {
-            Ok(Some(sig)) if ends_wait(sig) => {
+            Ok(Some(sig)) if signals::ends_waiting(sig) => {
                 log::info!(
                     "SIG{} before the task started: not starting it",
                     signals::name(sig)
@@ -219,15 +219,6 @@ impl<'a> Pacer<'a> {
             }
         }
     }
-}
-
-/// Signals that end the wait (the task is not running yet, so there is nobody to forward
-/// them to). Everything else — URG from a Go runtime, WINCH — is ignored here.
-fn ends_wait(sig: libc::c_int) -> bool {
-    matches!(
-        sig,
-        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
-    )
 }
 
 fn shown_list(urls: &[String]) -> String {

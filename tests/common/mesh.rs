@@ -117,13 +117,18 @@ impl Drop for Netns {
 
 /// A real Envoy with its admin API on `admin_port`.
 pub fn envoy(bin: &Path, admin_port: u16, place: Place) -> Running {
-    envoy_with(bin, admin_port, place, "")
+    envoy_with(bin, "127.0.0.1", admin_port, place, "")
+}
+
+/// A real Envoy with its admin API on `address` (`::1`, say) and `admin_port`.
+pub fn envoy_at(bin: &Path, address: &str, admin_port: u16, place: Place) -> Running {
+    envoy_with(bin, address, admin_port, place, "")
 }
 
 /// A real Envoy that never becomes ready: it waits, without a time limit, for its clusters
 /// from an xDS server that does not exist (its /ready answers 503 PRE_INITIALIZING).
 pub fn envoy_never_ready(bin: &Path, admin_port: u16) -> Running {
-    envoy_with(bin, admin_port, Place::Host, NEVER_READY)
+    envoy_with(bin, "127.0.0.1", admin_port, Place::Host, NEVER_READY)
 }
 
 const NEVER_READY: &str = "node: { id: meshinit-test, cluster: meshinit-test }
@@ -151,13 +156,13 @@ static_resources:
               - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9 } } }
 ";
 
-fn envoy_with(bin: &Path, admin_port: u16, place: Place, extra: &str) -> Running {
+fn envoy_with(bin: &Path, address: &str, admin_port: u16, place: Place, extra: &str) -> Running {
     let dir = super::tempdir(&format!("envoy-{admin_port}"));
     let config = dir.join("envoy.yaml");
     std::fs::write(
         &config,
         format!(
-            "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}\n{extra}"
+            "admin:\n  address:\n    socket_address: {{ address: \"{address}\", port_value: {admin_port} }}\n{extra}"
         ),
     )
     .unwrap();

@@ -139,6 +139,8 @@ pub fn tempdir(tag: &str) -> PathBuf {
 
 pub struct Output {
     pub code: Option<i32>,
+    /// The signal that ended the process, when one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -310,6 +312,7 @@ impl Running {
             .unwrap_or_default();
         Output {
             code: status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&status),
             stdout,
             stderr,
         }
@@ -363,6 +366,11 @@ pub fn signum(name: &str) -> i32 {
         "KILL" => libc::SIGKILL,
         "SEGV" => libc::SIGSEGV,
         "ABRT" => libc::SIGABRT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "SYS" => libc::SIGSYS,
         _ => panic!("unknown signal {name}"),
     }
 }
