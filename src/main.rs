@@ -4,12 +4,14 @@
 //! The duties: `config` (flags and variables into a plan), `init` (signals, the task,
 //! reaping), `sidecar` (waiting for it and making it quit); `run` ties them together.
 
+#[macro_use]
+mod logging;
 mod config;
 mod exit;
 mod init;
-mod logging;
 mod run;
 mod sidecar;
+mod termination;
 
 #[cfg(test)]
 mod fuzzing;
@@ -28,14 +30,14 @@ fn main() {
         }
         Ok(Invocation::Run(settings)) => {
             let plan = config::resolve(&settings);
-            logging::init(plan.log);
+            logging::init(plan.log, plan.log_format);
             run::run(&plan)
         }
         Err(failure) => {
-            logging::say(&failure.error);
             let plan = config::resolve(&failure.settings);
-            logging::init(plan.log);
-            run::after_usage_error(&plan)
+            logging::init(plan.log, plan.log_format);
+            logging::always(logging::Level::Error, "usage", &failure.error);
+            run::after_usage_error(&plan, &failure.error)
         }
     };
     std::process::exit(i32::from(code));

@@ -1,15 +1,20 @@
 //! One run of meshinit, following the plan: take over signals, wait for the sidecar, run
-//! and supervise the task, tell the sidecar to quit, and leave with the task's exit code.
+//! and supervise the task, tell the sidecar to quit, and leave with the task's exit code;
+//! then one summary line, and the termination message when the task never ran.
 
 use std::ffi::OsString;
+use std::time::{Duration, Instant};
 
-use crate::config::{Action, OnTimeout, Plan};
+use crate::config::{Action, OnTimeout, Plan, UsageError};
 use crate::exit;
-use crate::init::signals::Signals;
-use crate::init::{child, supervisor};
+use crate::init::child;
+use crate::init::signals::{self, Signals};
+use crate::init::supervisor::{self, Ended};
+use crate::logging::millis;
 use crate::sidecar::endpoints::Endpoints;
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::wait::{self, Waited};
+use crate::termination;
 
 /// How the wait ended, for the quit at the end.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,132 +27,224 @@ enum Seen {
     Nothing,
 }
 
+/// Where meshinit's exit code came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Task,
+    Timeout,
+    Usage,
+    CannotRun,
+    Signal,
+    Internal,
+    Ready,
+    Quit,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Task => "task",
+            Source::Timeout => "timeout",
+            Source::Usage => "usage",
+            Source::CannotRun => "cannot run",
+            Source::Signal => "signal",
+            Source::Internal => "internal",
+            Source::Ready => "wait",
+            Source::Quit => "quit",
+        }
+    }
+}
+
+/// How the run ended: the code, where it came from, why (when the task did not run), and
+/// how long each phase took.
+struct Ending {
+    code: u8,
+    source: Source,
+    reason: Option<String>,
+    wait: Option<Duration>,
+    task: Option<Duration>,
+    quit: Option<Duration>,
+}
+
+impl Ending {
+    fn new(code: u8, source: Source) -> Ending {
+        Ending {
+            code,
+            source,
+            reason: None,
+            wait: None,
+            task: None,
+            quit: None,
+        }
+    }
+
+    fn because(mut self, reason: impl Into<String>) -> Ending {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
 pub fn run(plan: &Plan) -> u8 {
     for warning in &plan.warnings {
-        log::warn!("{warning}");
+        warn!("{warning}");
     }
-    let signals = match Signals::take_over() {
-        Ok(signals) => signals,
+    let ending = match Signals::take_over() {
+        Ok(signals) => run_with(plan, &signals),
         Err(err) => {
-            log::error!("cannot block signals: {err}");
-            return finish(
-                plan,
-                &plan.sidecar.to_quit(),
-                Seen::Sidecar,
-                None,
-                exit::SOFTWARE,
-            );
+            let reason = format!("cannot block signals: {err}");
+            error!("{reason}");
+            let ending = Ending::new(exit::SOFTWARE, Source::Internal).because(reason);
+            finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending)
         }
     };
-    // Children that exited before SIGCHLD was blocked (an exec'd shell's orphans) sent
-    // their signal to nobody: collect them now.
-    supervisor::reap(None);
-    match supervisor::become_subreaper() {
-        Ok(true) => log::debug!("not PID 1: reaping orphans as a child subreaper"),
-        Ok(false) => {}
-        Err(err) => {
-            log::warn!("cannot become a child subreaper, orphans will not be reaped: {err}")
-        }
-    }
-    match &plan.action {
-        Action::Run(command) => run_task(plan, command, &signals),
-        Action::Wait => match wait::wait(&plan.sidecar, plan.timeout, &signals) {
-            Waited::Ready(_) | Waited::NoSidecar => 0,
-            Waited::TimedOut(_) => exit::UNAVAILABLE,
-            Waited::Signalled(sig, _) => exit::signalled(sig),
-        },
-        Action::Quit => {
-            let sidecar = plan.sidecar.to_quit();
-            if sidecar.is_empty()
-                || quit::quit(&sidecar, limits(plan, Seen::Sidecar), Some(&signals))
-            {
-                0
-            } else {
-                exit::UNAVAILABLE
-            }
-        }
-    }
+    conclude(plan, &ending)
 }
 
 /// A usage error ends the run before it starts; a pod must not hang on a typo, so a run
 /// (not `wait` or `quit`) still tells the sidecar to quit.
-pub fn after_usage_error(plan: &Plan) -> u8 {
+pub fn after_usage_error(plan: &Plan, error: &UsageError) -> u8 {
     for warning in &plan.warnings {
-        log::warn!("{warning}");
+        warn!("{warning}");
     }
-    match plan.action {
-        Action::Run(_) => finish(
-            plan,
-            &plan.sidecar.to_quit(),
-            Seen::Sidecar,
-            None,
-            exit::USAGE,
-        ),
-        Action::Wait | Action::Quit => exit::USAGE,
+    let ending = Ending::new(exit::USAGE, Source::Usage).because(error.to_string());
+    let ending = match plan.action {
+        Action::Run(_) => finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending),
+        Action::Wait | Action::Quit => ending,
+    };
+    conclude(plan, &ending)
+}
+
+fn run_with(plan: &Plan, signals: &Signals) -> Ending {
+    // Children that exited before SIGCHLD was blocked (an exec'd shell's orphans) sent
+    // their signal to nobody: collect them now.
+    supervisor::reap(None);
+    match supervisor::become_subreaper() {
+        Ok(true) => debug!("not PID 1: reaping orphans as a child subreaper"),
+        Ok(false) => {}
+        Err(err) => {
+            warn!("cannot become a child subreaper, orphans will not be reaped: {err}")
+        }
+    }
+    match &plan.action {
+        Action::Run(command) => run_task(plan, command, signals),
+        Action::Wait => {
+            let began = Instant::now();
+            let mut ending = match wait::wait(&plan.sidecar, plan.timeout, signals) {
+                Waited::Ready(_) | Waited::NoSidecar => Ending::new(0, Source::Ready),
+                Waited::TimedOut(_) => Ending::new(exit::UNAVAILABLE, Source::Timeout),
+                Waited::Signalled(sig, _) => Ending::new(exit::signalled(sig), Source::Signal),
+            };
+            ending.wait = Some(began.elapsed());
+            ending
+        }
+        Action::Quit => {
+            let began = Instant::now();
+            let sidecar = plan.sidecar.to_quit();
+            let quit = sidecar.is_empty()
+                || quit::quit(&sidecar, limits(plan, Seen::Sidecar), Some(signals));
+            let code = if quit { 0 } else { exit::UNAVAILABLE };
+            let mut ending = Ending::new(code, Source::Quit);
+            ending.quit = Some(began.elapsed());
+            ending
+        }
     }
 }
 
-fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> u8 {
+fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Ending {
     // A typo in the command fails now, not after the whole wait for the sidecar.
     if let Err(err) = child::find(command) {
-        log::error!("{err}");
-        let code = err.exit_code();
+        error!("{err}");
+        let ending = Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string());
         return finish(
             plan,
             &plan.sidecar.to_quit(),
             Seen::Sidecar,
             Some(signals),
-            code,
+            ending,
         );
     }
-    let (sidecar, seen) = match wait::wait(&plan.sidecar, plan.timeout, signals) {
+    let began = Instant::now();
+    let waited = wait::wait(&plan.sidecar, plan.timeout, signals);
+    let waited_for = began.elapsed();
+    let stop = |ending: Ending, sidecar: &Endpoints, seen| {
+        let ending = Ending {
+            wait: Some(waited_for),
+            ..ending
+        };
+        finish(plan, sidecar, seen, Some(signals), ending)
+    };
+    let (sidecar, seen) = match waited {
         Waited::Ready(sidecar) => (sidecar, Seen::Sidecar),
         Waited::NoSidecar => (plan.sidecar.to_quit(), Seen::Nothing),
         Waited::TimedOut(sidecar) => match plan.on_timeout {
             OnTimeout::Fail => {
-                return finish(plan, &sidecar, Seen::Late, Some(signals), exit::UNAVAILABLE)
+                let reason = format!(
+                    "the sidecar was not ready within {}ms",
+                    millis(plan.timeout)
+                );
+                let ending = Ending::new(exit::UNAVAILABLE, Source::Timeout).because(reason);
+                return stop(ending, &sidecar, Seen::Late);
             }
             // The task's run gave the sidecar time to come: it is quit once at the end.
             OnTimeout::Start => {
-                log::warn!("starting the task without a ready sidecar (--on-timeout start)");
+                warn!("starting the task without a ready sidecar (--on-timeout start)");
                 (sidecar, Seen::Sidecar)
             }
         },
         Waited::Signalled(sig, sidecar) => {
-            return finish(
-                plan,
-                &sidecar,
-                Seen::Sidecar,
-                Some(signals),
-                exit::signalled(sig),
-            )
+            let reason = format!("SIG{} before the task started", signals::name(sig));
+            let ending = Ending::new(exit::signalled(sig), Source::Signal).because(reason);
+            return stop(ending, &sidecar, Seen::Sidecar);
         }
     };
     let task = match child::spawn(command) {
         Ok(task) => task,
         Err(err) => {
-            log::error!("{err}");
-            return finish(plan, &sidecar, seen, Some(signals), err.exit_code());
+            error!("{err}");
+            let ending = Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string());
+            return stop(ending, &sidecar, seen);
         }
     };
     // argv[0] only: the arguments may hold secrets.
-    log::info!(
-        "task started: {} (pid {})",
-        command[0].to_string_lossy(),
+    let program = command[0].to_string_lossy();
+    info!(
+        phase = "task", pid = task.pid, command = program.as_ref();
+        "task started: {program} (pid {})",
         task.pid
     );
-    let code = match supervisor::supervise(signals, task, plan.forwarding) {
-        Ok(code) => code,
+    let started = Instant::now();
+    let ended = supervisor::supervise(signals, task, plan.forwarding);
+    let ran_for = started.elapsed();
+    let ending = match ended {
+        Ok(ended) => {
+            let code = ended.code();
+            match ended {
+                Ended::Exited(_) => info!(
+                    phase = "task", code = code, elapsed_ms = millis(ran_for);
+                    "task exited with code {code}"
+                ),
+                Ended::Killed(sig) => info!(
+                    phase = "task", code = code, signal = signals::name(sig),
+                    elapsed_ms = millis(ran_for);
+                    "task killed by SIG{} (exit {code})",
+                    signals::name(sig)
+                ),
+            }
+            if let Err(err) = supervisor::drain_group(signals, task, plan.grace) {
+                error!("waiting for the task's process group: {err}");
+            }
+            Ending::new(code, Source::Task)
+        }
         Err(err) => {
-            log::error!("waiting for signals: {err}");
-            return finish(plan, &sidecar, seen, Some(signals), exit::SOFTWARE);
+            error!("waiting for signals: {err}");
+            Ending::new(exit::SOFTWARE, Source::Internal)
         }
     };
-    log::info!("task exited with code {code}");
-    if let Err(err) = supervisor::drain_group(signals, task, plan.grace) {
-        log::error!("waiting for the task's process group: {err}");
-    }
-    finish(plan, &sidecar, seen, Some(signals), code)
+    let ending = Ending {
+        task: Some(ran_for),
+        ..ending
+    };
+    stop(ending, &sidecar, seen)
 }
 
 fn limits(plan: &Plan, seen: Seen) -> Limits {
@@ -156,24 +253,62 @@ fn limits(plan: &Plan, seen: Seen) -> Limits {
         confirm: plan.quit_wait,
         window: match seen {
             Seen::Late => plan.quit_window,
-            Seen::Sidecar | Seen::Nothing => std::time::Duration::ZERO,
+            Seen::Sidecar | Seen::Nothing => Duration::ZERO,
         },
     }
 }
 
-/// Tells the sidecar to quit unless --keep-sidecar keeps it for this exit code; returns
-/// the code, which is meshinit's whatever happened to the sidecar.
-fn finish(plan: &Plan, sidecar: &Endpoints, seen: Seen, signals: Option<&Signals>, code: u8) -> u8 {
+/// Tells the sidecar to quit unless --keep-sidecar keeps it for this exit code; the code
+/// is meshinit's whatever happened to the sidecar.
+fn finish(
+    plan: &Plan,
+    sidecar: &Endpoints,
+    seen: Seen,
+    signals: Option<&Signals>,
+    mut ending: Ending,
+) -> Ending {
+    let code = ending.code;
     let quits = plan.keep.quits_after(code);
+    let began = Instant::now();
     match seen {
-        _ if sidecar.is_empty() => {}
+        _ if sidecar.is_empty() => return ending,
         Seen::Nothing if quits => quit::quit_latecomer(sidecar, plan.quit_budget),
-        Seen::Nothing => {}
+        Seen::Nothing => return ending,
         _ if quits => {
             quit::quit(sidecar, limits(plan, seen), signals);
         }
-        _ => log::info!("leaving the sidecar running (--keep-sidecar, exit code {code})"),
+        _ => {
+            info!("leaving the sidecar running (--keep-sidecar, exit code {code})");
+            return ending;
+        }
     }
-    log::debug!("exiting with code {code}");
-    code
+    ending.quit = Some(began.elapsed());
+    ending
+}
+
+/// The summary line, and the termination message when the task did not run.
+fn conclude(plan: &Plan, ending: &Ending) -> u8 {
+    let phase_ms = |phase: Option<Duration>| phase.map(millis);
+    let mut summary = format!("exit {} ({})", ending.code, ending.source.name());
+    for (name, took) in [
+        ("waited", ending.wait),
+        ("task ran", ending.task),
+        ("quit took", ending.quit),
+    ] {
+        if let Some(took) = took {
+            summary.push_str(&format!(", {name} {}ms", millis(took)));
+        }
+    }
+    info!(
+        phase = "exit", code = ending.code, source = ending.source.name(),
+        wait_ms = phase_ms(ending.wait), task_ms = phase_ms(ending.task),
+        quit_ms = phase_ms(ending.quit);
+        "{summary}"
+    );
+    if let (Action::Run(_), Some(reason), Some(path)) =
+        (&plan.action, &ending.reason, &plan.termination_log)
+    {
+        termination::write(path, &format!("meshinit: {reason} (exit {})", ending.code));
+    }
+    ending.code
 }

@@ -95,7 +95,7 @@ fn bad_input_exits_64_with_one_line_naming_it() {
         let usage: Vec<&str> = out
             .stderr
             .lines()
-            .filter(|l| l.starts_with("meshinit: "))
+            .filter(|l| l.starts_with("meshinit +") && l.contains(" error: "))
             .collect();
         assert_eq!(usage.len(), 1, "{args:?}: {}", out.stderr);
         for word in *words {

@@ -4,6 +4,7 @@
 use super::duration;
 use super::settings::{Keep, Mesh, OnTimeout, Settings};
 use super::values::{self, UsageError};
+use crate::logging::Format;
 use crate::sidecar::url;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -22,6 +23,8 @@ pub enum Key {
     ProcessGroup,
     Grace,
     Log,
+    LogFormat,
+    TerminationLog,
 }
 
 impl Key {
@@ -90,6 +93,10 @@ pub const SPECS: &[Spec] = &[
         "after the task exits, TERM its process group and wait this long (default: 0)"),
     spec(Key::Log, "log", "MESHINIT_LOG", Some("LEVEL"),
         "off, error, warn, info or debug (default: info)"),
+    spec(Key::LogFormat, "log-format", "MESHINIT_LOG_FORMAT", Some("FORMAT"),
+        "text, or json: one object per line for log pipelines (default: text)"),
+    spec(Key::TerminationLog, "termination-log", "MESHINIT_TERMINATION_LOG", Some("PATH"),
+        "when the task never ran, the reason goes to this file if it exists (default: /dev/termination-log; empty: off)"),
 ];
 
 pub const USAGE: &str = "meshinit [OPTIONS] [--] COMMAND [ARG...] | meshinit wait|quit [OPTIONS]";
@@ -131,6 +138,16 @@ pub fn apply(
         Key::ProcessGroup => settings.process_group = Some(boolean()?),
         Key::Grace => settings.grace = Some(duration()?),
         Key::Log => settings.log = Some(values::level(value).ok_or_else(|| bad(values::LOG_FORM))?),
+        Key::TerminationLog => {
+            if !(value.is_empty() || value.starts_with('/')) {
+                return Err(bad(values::TERMINATION_LOG_FORM));
+            }
+            settings.termination_log = Some(value.to_owned())
+        }
+        Key::LogFormat => {
+            settings.log_format =
+                Some(Format::parse(value).ok_or_else(|| bad(values::LOG_FORMAT_FORM))?)
+        }
     }
     Ok(())
 }

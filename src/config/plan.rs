@@ -2,14 +2,16 @@
 //! overrides and the meaning of scuttle's and envoy-preflight's variables. Waiting,
 //! quitting and the run take the plan and never look at the settings again.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use log::LevelFilter;
+use crate::logging::LevelFilter;
 
 use super::compat::Legacy;
 use super::presets::{self, AUTO_CANDIDATES, ISTIO_EXECUTABLES};
 use super::settings::{Action, Keep, Mesh, OnTimeout, Settings};
 use crate::init::supervisor::Forwarding;
+use crate::logging::Format;
 use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar};
 use crate::sidecar::url;
 
@@ -32,6 +34,9 @@ pub struct Plan {
     /// After the task exits, how long its process group may take to go after a TERM.
     pub grace: Duration,
     pub log: LevelFilter,
+    pub log_format: Format,
+    /// Where the reason goes when the task never ran (Kubernetes' termination message).
+    pub termination_log: Option<PathBuf>,
     /// Said once at the start (a misspelt variable, where the mesh came from).
     pub warnings: Vec<String>,
 }
@@ -41,6 +46,7 @@ pub const DEFAULT_SIDECAR_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_QUIT_WAIT: Duration = Duration::from_secs(2);
 pub const DEFAULT_QUIT_BUDGET: Duration = Duration::from_secs(4);
 pub const DEFAULT_QUIT_WINDOW: Duration = Duration::from_secs(10);
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 const ISTIO_QUIT_DEFAULT: &str = "http://127.0.0.1:15020";
 
 pub fn resolve(settings: &Settings) -> Plan {
@@ -75,6 +81,12 @@ pub fn resolve(settings: &Settings) -> Plan {
             .log
             .or(legacy.quiet.then_some(LevelFilter::Error))
             .unwrap_or(LevelFilter::Info),
+        log_format: settings.log_format.unwrap_or(Format::Text),
+        termination_log: match settings.termination_log.as_deref() {
+            None => Some(PathBuf::from(DEFAULT_TERMINATION_LOG)),
+            Some("") => None,
+            Some(path) => Some(PathBuf::from(path)),
+        },
         warnings: settings.warnings.clone(),
     }
 }

@@ -4,9 +4,10 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use log::LevelFilter;
+use crate::logging::LevelFilter;
 
 use super::compat::Legacy;
+use crate::logging::Format;
 
 /// What to do once configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +119,9 @@ pub struct Settings {
     pub process_group: Option<bool>,
     pub grace: Option<Duration>,
     pub log: Option<LevelFilter>,
+    pub log_format: Option<Format>,
+    /// The raw path; empty turns the termination message off.
+    pub termination_log: Option<String>,
     pub legacy: Legacy,
     /// KUBERNETES_SERVICE_HOST is set: the kubelet started this container.
     pub in_kubernetes: bool,
@@ -143,6 +147,8 @@ impl Default for Settings {
             process_group: None,
             grace: None,
             log: None,
+            log_format: None,
+            termination_log: None,
             legacy: Legacy::default(),
             in_kubernetes: false,
             warnings: Vec::new(),

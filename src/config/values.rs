@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
-use log::LevelFilter;
+use crate::logging::LevelFilter;
 
 use super::duration;
 use crate::sidecar::url;
@@ -41,6 +41,8 @@ pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
 pub const ON_TIMEOUT_FORM: &str = "fail or start";
 pub const KEEP_FORM: &str = "never, on-failure or always";
 pub const LOG_FORM: &str = "off, error, warn, info or debug";
+pub const LOG_FORMAT_FORM: &str = "text or json";
+pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it off";
 pub const MESH_FORM: &str = "istio, envoy, linkerd, none or auto";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";

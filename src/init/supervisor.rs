@@ -29,22 +29,53 @@ pub fn become_subreaper() -> io::Result<bool> {
     Ok(true)
 }
 
-/// Runs until the task exits; returns its exit code (128+N when killed by signal N).
-pub fn supervise(signals: &Signals, task: Child, forwarding: Forwarding) -> io::Result<u8> {
+/// How the task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exited(u8),
+    Killed(libc::c_int),
+}
+
+impl Ended {
+    /// The shell's code for it: the exit code, or 128+N.
+    pub fn code(self) -> u8 {
+        match self {
+            Ended::Exited(code) => code,
+            Ended::Killed(sig) => exit::signalled(sig),
+        }
+    }
+}
+
+/// Runs until the task exits, forwarding what arrives.
+pub fn supervise(signals: &Signals, task: Child, forwarding: Forwarding) -> io::Result<Ended> {
     let target = match forwarding {
         Forwarding::Process => task.pid,
         Forwarding::Group => -task.pid,
     };
+    let mut told = Told::default();
     loop {
         match signals.wait(None)? {
             Some(libc::SIGCHLD) => {
-                if let Some(code) = reap(Some(task.pid)) {
-                    return Ok(code);
+                if let Some(ended) = reap(Some(task.pid)) {
+                    return Ok(ended);
                 }
             }
-            Some(sig) => forward(target, sig),
+            Some(sig) => forward(target, sig, &mut told),
             None => {}
         }
+    }
+}
+
+/// The termination signals already said at info: each is said once, the rest at debug.
+#[derive(Default)]
+struct Told(u64);
+
+impl Told {
+    fn first(&mut self, sig: libc::c_int) -> bool {
+        let bit = 1u64 << (sig & 63);
+        let first = self.0 & bit == 0;
+        self.0 |= bit;
+        first
     }
 }
 
@@ -54,42 +85,48 @@ pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Resul
     if grace.is_zero() || !signals::group_alive(task.pid) {
         return Ok(());
     }
-    log::info!(
+    info!(
         "task's process group still has processes: sending TERM, waiting up to {}ms",
         crate::logging::millis(grace)
     );
-    forward(-task.pid, libc::SIGTERM);
+    let mut told = Told::default();
+    forward(-task.pid, libc::SIGTERM, &mut told);
     let deadline = Instant::now() + grace;
     loop {
         reap(None);
         if !signals::group_alive(task.pid) {
-            log::debug!("task's process group is gone");
+            debug!("task's process group is gone");
             return Ok(());
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            log::warn!("grace period over; leaving the rest of the process group");
+            warn!("grace period over; leaving the rest of the process group");
             return Ok(());
         }
         match signals.wait(Some(left))? {
             Some(libc::SIGCHLD) | None => {}
-            Some(sig) => forward(-task.pid, sig),
+            Some(sig) => forward(-task.pid, sig, &mut told),
         }
     }
 }
 
-fn forward(target: libc::pid_t, sig: libc::c_int) {
-    log::debug!("forwarding SIG{} ({sig}) to {target}", signals::name(sig));
+fn forward(target: libc::pid_t, sig: libc::c_int, told: &mut Told) {
+    let name = signals::name(sig);
+    if signals::ends_waiting(sig) && told.first(sig) {
+        info!(phase = "task", signal = name, pid = target; "received SIG{name}, forwarded to the task");
+    } else {
+        debug!("forwarding SIG{name} ({sig}) to {target}");
+    }
     if let Err(err) = signals::send(target, sig) {
-        log::warn!(
+        warn!(
             "cannot forward SIG{} to {target}: {err}",
             signals::name(sig)
         );
     }
 }
 
-/// Reaps every child that has exited. Returns the exit code of `task` if it was among them.
-pub fn reap(task: Option<libc::pid_t>) -> Option<u8> {
+/// Reaps every child that has exited. Returns how `task` ended if it was among them.
+pub fn reap(task: Option<libc::pid_t>) -> Option<Ended> {
     let mut task_code = None;
     loop {
         let mut status = 0;
@@ -106,18 +143,18 @@ pub fn reap(task: Option<libc::pid_t>) -> Option<u8> {
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::ECHILD) => {}
-                _ => log::error!("waitpid: {err}"),
+                _ => error!("waitpid: {err}"),
             }
         }
         return task_code;
     }
 }
 
-fn exit_code(status: libc::c_int) -> u8 {
+fn exit_code(status: libc::c_int) -> Ended {
     if libc::WIFSIGNALED(status) {
-        exit::signalled(libc::WTERMSIG(status))
+        Ended::Killed(libc::WTERMSIG(status))
     } else {
         // WEXITSTATUS is the low byte of the code the task passed to exit.
-        libc::WEXITSTATUS(status) as u8
+        Ended::Exited(libc::WEXITSTATUS(status) as u8)
     }
 }

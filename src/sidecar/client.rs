@@ -31,6 +31,14 @@ impl Reply {
         matches!(self, Reply::Status(code) if (200..300).contains(code))
     }
 
+    /// The HTTP status, when one came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Reply::Status(code) => Some(*code),
+            _ => None,
+        }
+    }
+
     /// A definite no (4xx): the same request will get the same answer.
     pub fn is_refusal(&self) -> bool {
         matches!(self, Reply::Status(code) if (400..500).contains(code))

@@ -10,7 +10,7 @@ use super::procscan;
 use super::url;
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor;
-use crate::logging::millis;
+use crate::logging::{millis, Level};
 
 /// How often the list of endpoints is tried when they fail (not when nothing listens).
 const ROUNDS: usize = 3;
@@ -45,15 +45,19 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
     let start = Instant::now();
     for url in &sidecar.notify {
         let reply = client.post(url, limits.budget.min(Duration::from_secs(1)));
-        log::info!("notified {}: {reply}", url::shown(url));
+        let shown = url::shown(url);
+        info!(
+            phase = "quit", url = shown.as_str(), status = reply.status();
+            "notified {shown}: {reply}"
+        );
     }
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
     // Only the first attempt's refusals are worth a line each; the window's are not.
-    let mut refused_level = log::Level::Warn;
+    let mut refused_level = Level::Warn;
     loop {
         let outcome = attempt(&client, sidecar, limits.budget, &mut hinted, refused_level);
-        refused_level = log::Level::Debug;
+        refused_level = Level::Debug;
         match outcome {
             Attempt::Took => {
                 confirm_exit(sidecar, limits.confirm);
@@ -69,7 +73,7 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
     }
     if sidecar.executables.is_empty() {
         if !sidecar.quit.is_empty() {
-            log::warn!("no quit endpoint took the request; the sidecar may still run");
+            warn!("no quit endpoint took the request; the sidecar may still run");
         }
         return false;
     }
@@ -86,10 +90,10 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
         executables: Vec::new(),
         ..candidates.clone()
     };
-    match attempt(&client, &asked, budget, &mut hinted, log::Level::Debug) {
+    match attempt(&client, &asked, budget, &mut hinted, Level::Debug) {
         Attempt::Took => {}
-        Attempt::NobodyThere => log::debug!("no sidecar came late"),
-        Attempt::Failed => log::warn!("a sidecar came late and did not take the quit"),
+        Attempt::NobodyThere => debug!("no sidecar came late"),
+        Attempt::Failed => warn!("a sidecar came late and did not take the quit"),
     }
 }
 
@@ -101,7 +105,7 @@ fn attempt<'a>(
     sidecar: &'a Endpoints,
     budget: Duration,
     hinted: &mut Vec<&'a str>,
-    refused_level: log::Level,
+    refused_level: Level,
 ) -> Attempt {
     let start = Instant::now();
     let deadline = start + budget;
@@ -120,24 +124,35 @@ fn attempt<'a>(
             let shown = url::shown(&quit.url);
             let reply = client.post(&quit.url, left());
             if reply.is_success() {
-                log::info!(
-                    "sidecar quit via {shown} ({reply}) in {}ms",
-                    millis(start.elapsed())
+                let took = millis(start.elapsed());
+                info!(
+                    phase = "quit", url = shown.as_str(), status = reply.status(),
+                    elapsed_ms = took;
+                    "sidecar quit via {shown} ({reply}) in {took}ms"
                 );
                 return Attempt::Took;
             }
+            let level = match reply {
+                Reply::Refused => refused_level,
+                _ => Level::Warn,
+            };
+            let error = reply.status().is_none().then(|| reply.to_string());
+            event!(
+                level,
+                phase = "quit", url = shown.as_str(), status = reply.status(),
+                error = error.as_deref();
+                "quit via {shown} failed: {reply}"
+            );
             if reply == Reply::Refused {
-                log::log!(refused_level, "quit via {shown} failed: {reply}");
                 continue;
             }
             anyone_there = true;
-            log::warn!("quit via {shown} failed: {reply}");
             if let Some(hint) = quit
                 .on_refusal
                 .filter(|h| reply.answered() && !hinted.contains(h))
             {
                 hinted.push(hint);
-                log::warn!("{shown} refused: {hint}");
+                warn!("{shown} refused: {hint}");
             }
             *settled = reply.is_refusal();
             worth_retrying |= !*settled;
@@ -152,7 +167,7 @@ fn attempt<'a>(
         Attempt::Failed
     } else {
         if !sidecar.quit.is_empty() {
-            log::debug!("nothing listens on the quit endpoints");
+            debug!("nothing listens on the quit endpoints");
         }
         Attempt::NobodyThere
     }
@@ -164,7 +179,7 @@ fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
     static SAID: std::sync::Once = std::sync::Once::new();
     let left = window_end.saturating_duration_since(Instant::now());
     SAID.call_once(|| {
-        log::info!(
+        info!(
             "nothing listens on the quit endpoints yet: asking again for up to {}ms \
              (--quit-window) in case the sidecar comes late",
             millis(left)
@@ -177,7 +192,7 @@ fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
     };
     match signals.wait(Some(pause)) {
         Ok(Some(sig)) if signals::ends_waiting(sig) => {
-            log::info!(
+            info!(
                 "SIG{} while waiting for a late sidecar: giving up on it",
                 signals::name(sig)
             );
@@ -208,12 +223,12 @@ fn confirm_exit(sidecar: &Endpoints, confirm: Duration) {
     let deadline = Instant::now() + confirm;
     while Instant::now() < deadline {
         if !visible.iter().any(|(pid, _)| procscan::running(*pid)) {
-            log::debug!("the sidecar's processes have exited");
+            debug!("the sidecar's processes have exited");
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    log::warn!(
+    warn!(
         "the sidecar took the quit but still runs after {}ms",
         millis(confirm)
     );
@@ -224,12 +239,15 @@ fn fall_back(sidecar: &Endpoints) -> bool {
     match procscan::terminate(&sidecar.executables) {
         procscan::Outcome::Signalled(list) => {
             for (pid, exe) in list {
-                log::info!("sent SIGTERM to {exe} (pid {pid}) found in /proc");
+                info!(
+                    phase = "quit", pid = pid, executable = exe.as_str();
+                    "sent SIGTERM to {exe} (pid {pid}) found in /proc"
+                );
             }
             true
         }
         procscan::Outcome::Failed(problems) => {
-            log::warn!("sidecar not stopped: {}", problems.join("; "));
+            warn!("sidecar not stopped: {}", problems.join("; "));
             false
         }
     }

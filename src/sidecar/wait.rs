@@ -10,7 +10,7 @@ use super::endpoints::{Endpoints, Sidecar};
 use super::url;
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor;
-use crate::logging::millis;
+use crate::logging::{millis, Level};
 
 /// The pause after the first failed poll; it doubles up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
@@ -69,14 +69,13 @@ fn ready(client: &Client, endpoints: &Endpoints, pending: &[String], pacer: &mut
     if pending.is_empty() {
         return Waited::Ready(endpoints.clone());
     }
-    log::info!("waiting for the sidecar: {}", shown_list(&pending));
+    let shown = shown_list(&pending);
+    info!(phase = "wait", url = shown.as_str(); "waiting for the sidecar: {shown}");
     loop {
         pending.retain(|url| !pacer.ask(client, url).is_success());
         if pending.is_empty() {
-            log::info!(
-                "the sidecar is ready after {}ms",
-                millis(pacer.start.elapsed())
-            );
+            let took = millis(pacer.start.elapsed());
+            info!(phase = "wait", elapsed_ms = took; "the sidecar is ready after {took}ms");
             return Waited::Ready(endpoints.clone());
         }
         if let Err(stop) = pacer.pause() {
@@ -94,10 +93,11 @@ fn search<'a>(
     pacer: &mut Pacer,
 ) -> Result<Option<(&'a Endpoints, Vec<String>)>, Stop> {
     let names: Vec<&str> = candidates.iter().map(|c| c.mesh).collect();
-    log::info!(
-        "looking for a sidecar for up to {}ms ({})",
-        millis(look_for),
-        names.join(", ")
+    let names = names.join(", ");
+    info!(
+        phase = "wait", meshes = names.as_str();
+        "looking for a sidecar for up to {}ms ({names})",
+        millis(look_for)
     );
     let look_until = pacer.start + look_for;
     loop {
@@ -107,10 +107,12 @@ fn search<'a>(
             };
             let reply = pacer.ask(client, first);
             if reply.answered() {
-                log::info!(
-                    "found the {} sidecar at {} ({reply})",
-                    candidate.mesh,
-                    url::shown(first)
+                let shown = url::shown(first);
+                info!(
+                    phase = "wait", mesh = candidate.mesh, url = shown.as_str(),
+                    status = reply.status();
+                    "found the {} sidecar at {shown} ({reply})",
+                    candidate.mesh
                 );
                 let mut pending = candidate.ready.clone();
                 if reply.is_success() {
@@ -120,9 +122,10 @@ fn search<'a>(
             }
         }
         if Instant::now() >= look_until {
-            log::info!(
-                "no sidecar answered within {}ms: running without one",
-                millis(look_for)
+            let took = millis(look_for);
+            info!(
+                phase = "wait", elapsed_ms = took;
+                "no sidecar answered within {took}ms: running without one"
             );
             return Ok(None);
         }
@@ -173,32 +176,49 @@ impl<'a> Pacer<'a> {
         )
     }
 
+    /// A line about the wait so far, with the last answer as fields.
+    fn say(&self, level: Level, text: &str) {
+        let shown = url::shown(&self.last.0);
+        let error = match self.last.1 {
+            Reply::Status(_) => None,
+            ref other => Some(other.to_string()),
+        };
+        event!(
+            level,
+            phase = "wait", url = shown.as_str(), status = self.last.1.status(),
+            error = error.as_deref(), elapsed_ms = millis(self.start.elapsed());
+            "{text}; {}",
+            self.last_answer()
+        );
+    }
+
     /// Ends the round: stops at the time limit or a termination signal, else pauses.
     fn pause(&mut self) -> Result<(), Stop> {
         let now = Instant::now();
         if now >= self.deadline {
-            log::error!(
-                "the sidecar was not ready within {}ms; {}",
-                millis(self.timeout),
-                self.last_answer()
+            let text = format!(
+                "the sidecar was not ready within {}ms",
+                millis(self.timeout)
             );
+            self.say(Level::Error, &text);
             return Err(Stop::TimedOut);
         }
         if now >= self.next_progress {
-            log::info!(
-                "still waiting for the sidecar after {}ms; {}",
-                millis(now - self.start),
-                self.last_answer()
+            let text = format!(
+                "still waiting for the sidecar after {}ms",
+                millis(now - self.start)
             );
+            self.say(Level::Info, &text);
             self.next_progress = now + PROGRESS_EVERY;
         }
         let pause = self.pause.min(self.deadline - now);
         self.pause = (self.pause * 2).min(MAX_PAUSE);
         match self.signals.wait(Some(pause)) {
             Ok(Some(sig)) if signals::ends_waiting(sig) => {
-                log::info!(
-                    "SIG{} before the task started: not starting it",
-                    signals::name(sig)
+                let name = signals::name(sig);
+                info!(
+                    phase = "wait", signal = name;
+                    "SIG{name} before the task started: not starting it"
                 );
                 Err(Stop::Signalled(sig))
             }
@@ -207,13 +227,13 @@ impl<'a> Pacer<'a> {
                 Ok(())
             }
             Ok(Some(sig)) => {
-                log::debug!("ignoring SIG{} ({sig}) while waiting", signals::name(sig));
+                debug!("ignoring SIG{} ({sig}) while waiting", signals::name(sig));
                 Ok(())
             }
             Ok(None) => Ok(()),
             Err(err) => {
                 // Without signals the wait can still end by time; pause the plain way.
-                log::error!("waiting for signals: {err}");
+                error!("waiting for signals: {err}");
                 std::thread::sleep(pause);
                 Ok(())
             }

@@ -1,0 +1,374 @@
+//! What a Job's user reads: the JSON lines a log pipeline parses, the signal story, the
+//! summary line, a refusal said once, and the Kubernetes termination message written only
+//! when the task never ran (in mount namespaces of the test's own).
+
+#[macro_use]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::mesh::{envoy, envoy_bin, fault, free_port, url, Place};
+use common::{meshinit_bare, meshinit_via, need_pid1, start, tempdir, Mode, Output};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn run_plain(args: &[&str]) -> Output {
+    start(meshinit_bare(Mode::Plain, args), Mode::Plain).finish(LIMIT)
+}
+
+/// Every stderr line through Python's JSON parser; prints each object back as one line of
+/// `key=value` pairs, sorted, for the assertions.
+fn parsed(stderr: &str) -> Vec<String> {
+    const PARSE: &str = r#"
+import datetime, json, sys
+for line in sys.stdin.read().splitlines():
+    obj = json.loads(line)
+    datetime.datetime.strptime(obj["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert len(obj["time"]) == 24, obj["time"]
+    print(" ".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(obj.items()) if k != "time"))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stderr.as_bytes())
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "not JSON lines:\n{stderr}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn find<'a>(objects: &'a [String], words: &[&str]) -> &'a str {
+    objects
+        .iter()
+        .find(|o| words.iter().all(|w| o.contains(w)))
+        .unwrap_or_else(|| panic!("no line with {words:?} in:\n{}", objects.join("\n")))
+}
+
+#[test]
+fn json_lines_against_a_real_envoy_carry_their_fields() {
+    let test = "json_lines_against_a_real_envoy_carry_their_fields";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    let out = run_plain(&[
+        "--log-format",
+        "json",
+        "--ready-url",
+        &ready,
+        "--quit-url",
+        &quit,
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let objects = parsed(&out.stderr);
+    find(&objects, &["phase=\"wait\"", &format!("url=\"{ready}\"")]);
+    find(&objects, &["the sidecar is ready", "elapsed_ms="]);
+    find(&objects, &["phase=\"task\"", "command=\"sh\"", "pid="]);
+    find(&objects, &["task exited with code 3", "code=3"]);
+    find(
+        &objects,
+        &["phase=\"quit\"", "status=200", &format!("url=\"{quit}\"")],
+    );
+    let summary = find(&objects, &["phase=\"exit\""]);
+    for field in [
+        "code=3",
+        "source=\"task\"",
+        "wait_ms=",
+        "task_ms=",
+        "quit_ms=",
+    ] {
+        assert!(summary.contains(field), "{field} not in {summary}");
+    }
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn json_format_holds_for_usage_errors_and_hostile_values() {
+    // A value with control characters, quotes and invalid UTF-8 in an error and in a
+    // task's name; every line must still parse.
+    let out = run_plain(&[
+        "--log-format=json",
+        "--mesh",
+        "is\"tio\n\u{1}\\",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code, Some(64));
+    let objects = parsed(&out.stderr);
+    find(
+        &objects,
+        &[
+            "level=\"error\"",
+            "phase=\"usage\"",
+            "--mesh: invalid value",
+        ],
+    );
+    find(&objects, &["source=\"usage\"", "code=64"]);
+    let mut cmd = meshinit_bare(
+        Mode::Plain,
+        &["--mesh", "none", "--", "no-such\u{7f}\"prog"],
+    );
+    cmd.env("MESHINIT_LOG_FORMAT", "json");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(127));
+    let objects = parsed(&out.stderr);
+    find(&objects, &["source=\"cannot run\"", "code=127"]);
+    let out = run_plain(&["--log-format", "yaml", "--", "true"]);
+    assert_eq!(out.code, Some(64));
+    assert!(out
+        .stderr
+        .contains("--log-format: invalid value 'yaml': expected text or json"));
+}
+
+#[test]
+fn the_signal_story_and_the_summary() {
+    let mut running = start(
+        meshinit_bare(
+            Mode::Plain,
+            &[
+                "--mesh",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                "trap 'echo got; trap - TERM; kill -TERM $$' TERM; echo up; while :; do sleep 0.05; done",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("received SIGTERM, forwarded to the task")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    out.log_position("task killed by SIGTERM (exit 143)");
+    let summary = out.log_position("exit 143 (task), waited ");
+    assert_eq!(summary + 1, out.stderr.lines().count(), "the last line");
+    assert!(
+        !out.stderr.contains("task exited with code 143"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run_plain(&[
+        "--mesh",
+        "envoy",
+        "--ready-url",
+        &url(free_port(), "/ready"),
+        "--timeout",
+        "200ms",
+        "--quit-window=0",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code, Some(69));
+    out.log_position("exit 69 (timeout), waited ");
+    let out = run_plain(&["--mesh", "none", "--", "no-such-program-here"]);
+    out.log_position("exit 127 (cannot run)");
+    let out = run_plain(&["--mesh", "none", "--timeout", "x", "--", "true"]);
+    out.log_position("exit 64 (usage)");
+}
+
+#[test]
+fn a_definite_refusal_is_asked_once_and_hinted_once() {
+    let port = free_port();
+    let mut proxy = fault(port, "linkerd-locked", Place::Host);
+    let out = run_plain(&[
+        "--mesh",
+        "linkerd",
+        "--ready-url",
+        &url(port, "/ready"),
+        "--quit-url",
+        &url(port, "/shutdown"),
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let posts = proxy
+        .lines_so_far(Duration::from_millis(300))
+        .iter()
+        .filter(|l| l.starts_with("POST"))
+        .count();
+    assert_eq!(posts, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("config.linkerd.io/proxy-admin-shutdown: enabled")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+/// Runs meshinit with `args` in a mount namespace of its own whose /dev is a fresh tmpfs;
+/// `setup` prepares /dev/termination-log there (from `$LOG`, the host file). Prints
+/// meshinit's code and whether /dev/termination-log exists afterwards.
+fn with_termination_log(log: &std::path::Path, setup: &str, args: &[&str]) -> (String, Output) {
+    let script = format!(
+        "mount -t tmpfs tmpfs /dev && {setup} \"$0\" \"$@\"; echo code=$?; \
+         test -e /dev/termination-log && echo exists || echo absent"
+    );
+    let mut cmd = meshinit_via(&["unshare", "--mount", "sh", "-c", &script], args);
+    cmd.env("LOG", log);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let written = std::fs::read_to_string(log).unwrap_or_default();
+    (written, out)
+}
+
+#[test]
+fn the_termination_message_says_why_the_task_never_ran() {
+    let test = "the_termination_message_says_why_the_task_never_ran";
+    if !need_pid1(test) {
+        return;
+    }
+    let dir = tempdir("termination");
+    let log = dir.join("termination-log");
+    let bind = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log &&";
+    let timeout = ["--mesh", "none", "--ready-url", "http://127.0.0.1:9/r"];
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--mesh", "none", "--", "no-such-program"],
+            "meshinit: cannot run 'no-such-program'",
+        ),
+        (
+            &[
+                &timeout[..],
+                &["--timeout", "100ms", "--quit-window=0", "--", "true"],
+            ]
+            .concat(),
+            "meshinit: the sidecar was not ready within 100ms (exit 69)",
+        ),
+        (
+            &["--mesh", "none", "--grace", "soon", "--", "true"],
+            "meshinit: --grace: invalid value 'soon'",
+        ),
+        (&["--mesh", "none", "--", "/dev"], "(exit 126)"),
+    ];
+    for (args, expected) in cases {
+        std::fs::write(&log, "").unwrap();
+        let (written, out) = with_termination_log(&log, bind, args);
+        assert!(out.stdout.contains("code="), "{}", out.stderr);
+        assert_eq!(written.lines().count(), 1, "{args:?}: {written:?}");
+        assert!(
+            written.contains(expected),
+            "{args:?}: {written:?}\n{}",
+            out.stderr
+        );
+    }
+    // The task ran: its own message stays, whatever its code.
+    std::fs::write(&log, "the task's own words\n").unwrap();
+    let (written, out) =
+        with_termination_log(&log, bind, &["--mesh", "none", "--", "sh", "-c", "exit 5"]);
+    assert!(
+        out.stdout.contains("code=5"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(written, "the task's own words\n");
+    // A signal before the start is a reason too.
+    std::fs::write(&log, "").unwrap();
+    let script = format!(
+        "mount -t tmpfs tmpfs /dev && {bind} (sleep 0.5; kill -TERM $$) & exec \"$0\" \"$@\""
+    );
+    let mut cmd = meshinit_via(
+        &["unshare", "--mount", "sh", "-c", &script],
+        &[
+            "--mesh",
+            "none",
+            "--ready-url",
+            "http://127.0.0.1:9/r",
+            "--",
+            "true",
+        ],
+    );
+    cmd.env("LOG", &log);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        written.contains("SIGTERM before the task started (exit 143)"),
+        "{written:?}"
+    );
+}
+
+#[test]
+fn a_missing_read_only_or_disabled_termination_log_changes_nothing() {
+    let test = "a_missing_read_only_or_disabled_termination_log_changes_nothing";
+    if !need_pid1(test) {
+        return;
+    }
+    let dir = tempdir("termination-edge");
+    let log = dir.join("termination-log");
+    let args: &[&str] = &["--mesh", "none", "--", "no-such-program"];
+    // Missing: nothing is created.
+    let (_, out) = with_termination_log(&log, "", args);
+    assert!(
+        out.stdout.contains("code=127"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains("absent"), "{}", out.stdout);
+    // Read-only: the code is the same, the file untouched.
+    std::fs::write(&log, "before\n").unwrap();
+    let read_only = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log && \
+                     mount -o remount,bind,ro /dev/termination-log &&";
+    let (written, out) = with_termination_log(&log, read_only, args);
+    assert!(
+        out.stdout.contains("code=127"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(written, "before\n");
+    // Turned off, or moved elsewhere by MESHINIT_TERMINATION_LOG.
+    let bind = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log &&";
+    let (written, _) = with_termination_log(
+        &log,
+        bind,
+        &[
+            "--termination-log=",
+            "--mesh",
+            "none",
+            "--",
+            "no-such-program",
+        ],
+    );
+    assert_eq!(written, "before\n");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::write(&elsewhere, "").unwrap();
+    let mut cmd = meshinit_bare(Mode::Plain, args);
+    cmd.env("MESHINIT_TERMINATION_LOG", &elsewhere);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(127));
+    let written = std::fs::read_to_string(&elsewhere).unwrap();
+    assert!(
+        written.starts_with("meshinit: cannot run 'no-such-program'"),
+        "{written:?}"
+    );
+}
