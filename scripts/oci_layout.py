@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Writes meshinit's image as an OCI image layout, byte for byte reproducibly.
+"""Writes meshinit's image as an OCI image layout and archives, byte for byte reproducibly.
 
-  oci_layout.py OUT_DIR ARCHIVE EPOCH VERSION REVISION SOURCE amd64=BIN arm64=BIN
+  oci_layout.py OUT_DIR ARCHIVE_DIR EPOCH VERSION REVISION SOURCE IMAGE amd64=BIN arm64=BIN
 
 One layer per platform holding exactly /meshinit (root-owned, 0755, mtime EPOCH), a config
-with ENTRYPOINT ["/meshinit", "--"] and PATH, one image index for both platforms tagged
-`latest` in OUT_DIR/index.json (each platform's manifest also as `latest-amd64` and
-`latest-arm64`), and ARCHIVE: the same layout as an oci-archive tar.
+with ENTRYPOINT ["/meshinit", "--"] and PATH, one image index for both platforms.
+OUT_DIR is an OCI layout whose index.json names the index VERSION and `latest`, and each
+platform's manifest VERSION-ARCH and latest-ARCH (for tools that cannot choose a platform
+from an index, such as umoci). ARCHIVE_DIR receives:
+  meshinit-VERSION.oci.tar              the multi-platform image, for pushing (skopeo copy
+                                        --all) and for podman; one image, named VERSION
+  meshinit-VERSION-linux-ARCH.tar       one platform, loadable by `docker load` (its
+                                        manifest.json names IMAGE:VERSION and IMAGE:latest),
+                                        `podman load`, `ctr images import` and skopeo
 Everything is derived from the inputs: sorted JSON, fixed times and owners, gzip with no
 name and mtime 0. Nothing of the machine or the day enters.
 """
@@ -19,8 +25,8 @@ import sys
 import tarfile
 import time
 
-out_dir, archive, epoch, version, revision, source = sys.argv[1:7]
-binaries = dict(arg.split("=", 1) for arg in sys.argv[7:])
+out_dir, archive_dir, epoch, version, revision, source, image = sys.argv[1:8]
+binaries = dict(arg.split("=", 1) for arg in sys.argv[8:])
 epoch = int(epoch)
 created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 PLATFORMS = {
@@ -43,8 +49,12 @@ def canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+BLOBS = {}
+
+
 def put_blob(data, media_type, **extra):
     digest = hashlib.sha256(data).hexdigest()
+    BLOBS[digest] = data
     path = os.path.join(out_dir, "blobs", "sha256", digest)
     with open(path, "wb") as f:
         f.write(data)
@@ -81,6 +91,7 @@ def gzipped(data):
 
 os.makedirs(os.path.join(out_dir, "blobs", "sha256"))
 manifests = []
+per_arch = {}
 for arch in sorted(binaries):
     platform = PLATFORMS[arch]
     tar = layer_tar(binaries[arch])
@@ -104,8 +115,10 @@ for arch in sorted(binaries):
         "layers": [layer],
         "annotations": ANNOTATIONS,
     }
-    manifests.append(put_blob(canonical(manifest), "application/vnd.oci.image.manifest.v1+json",
-                              platform=platform))
+    descriptor = put_blob(canonical(manifest), "application/vnd.oci.image.manifest.v1+json",
+                          platform=platform)
+    manifests.append(descriptor)
+    per_arch[arch] = (descriptor, config_descriptor, layer)
 
 index = {
     "schemaVersion": 2,
@@ -113,35 +126,77 @@ index = {
     "manifests": manifests,
     "annotations": ANNOTATIONS,
 }
-index_descriptor = put_blob(canonical(index), "application/vnd.oci.image.index.v1+json",
-                            annotations={"org.opencontainers.image.ref.name": "latest"})
-# `latest` is the multi-platform index; `latest-ARCH` name each platform's manifest for
-# tools that cannot choose a platform from an index (umoci).
-refs = [index_descriptor]
-for arch, manifest in zip(sorted(binaries), manifests):
-    ref = dict(manifest)
-    ref["annotations"] = {"org.opencontainers.image.ref.name": "latest-" + arch}
-    refs.append(ref)
-with open(os.path.join(out_dir, "index.json"), "wb") as f:
-    f.write(canonical({"schemaVersion": 2,
-                       "mediaType": "application/vnd.oci.image.index.v1+json",
-                       "manifests": refs}))
-with open(os.path.join(out_dir, "oci-layout"), "wb") as f:
-    f.write(canonical({"imageLayoutVersion": "1.0.0"}))
+index_descriptor = put_blob(canonical(index), "application/vnd.oci.image.index.v1+json")
 
-# The oci-archive: the layout's files in sorted order, with the same fixed metadata.
-with tarfile.open(archive, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-    entries = []
-    for root, dirs, files in os.walk(out_dir):
-        for name in dirs + files:
-            entries.append(os.path.relpath(os.path.join(root, name), out_dir))
-    for rel in sorted(entries):
-        full = os.path.join(out_dir, rel)
-        info = fixed(tar.gettarinfo(full, arcname=rel))
-        info.mode = 0o755 if info.isdir() else 0o644
-        if info.isdir():
-            tar.addfile(info)
-        else:
-            with open(full, "rb") as f:
-                tar.addfile(info, f)
+
+def named(descriptor, tag):
+    """`descriptor` as an entry of an index.json, named `tag` (and, for containerd, the
+    image's full name)."""
+    entry = dict(descriptor)
+    entry["annotations"] = {
+        "org.opencontainers.image.ref.name": tag,
+        "io.containerd.image.name": image + ":" + tag,
+    }
+    return entry
+
+
+def index_json(entries):
+    return canonical({"schemaVersion": 2,
+                      "mediaType": "application/vnd.oci.image.index.v1+json",
+                      "manifests": entries})
+
+
+LAYOUT = canonical({"imageLayoutVersion": "1.0.0"})
+refs = [named(index_descriptor, version), named(index_descriptor, "latest")]
+for arch in sorted(per_arch):
+    refs.append(named(per_arch[arch][0], version + "-" + arch))
+    refs.append(named(per_arch[arch][0], "latest-" + arch))
+with open(os.path.join(out_dir, "index.json"), "wb") as f:
+    f.write(index_json(refs))
+with open(os.path.join(out_dir, "oci-layout"), "wb") as f:
+    f.write(LAYOUT)
+
+
+def write_archive(path, files):
+    """A tar of `files` (name -> bytes) and their directories, sorted, fixed metadata."""
+    names = set(files)
+    for name in files:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            names.add("/".join(parts[:i]) + "/")
+    with tarfile.open(path, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(names):
+            info = fixed(tarfile.TarInfo(name.rstrip("/")))
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.mode = 0o644
+                info.size = len(files[name])
+                tar.addfile(info, io.BytesIO(files[name]))
+
+
+def blob_files(descriptors):
+    return {"blobs/sha256/" + d["digest"].split(":")[1]: BLOBS[d["digest"].split(":")[1]]
+            for d in descriptors}
+
+
+# The multi-platform archive: every blob, one image in index.json.
+everything = blob_files([index_descriptor] + [d for trio in per_arch.values() for d in trio])
+everything["oci-layout"] = LAYOUT
+everything["index.json"] = index_json([named(index_descriptor, version)])
+write_archive(os.path.join(archive_dir, "meshinit-%s.oci.tar" % version), everything)
+
+# One archive per platform: an OCI layout and, beside it, Docker's manifest.json.
+for arch, (manifest, config, layer) in sorted(per_arch.items()):
+    files = blob_files([manifest, config, layer])
+    files["oci-layout"] = LAYOUT
+    files["index.json"] = index_json([named(manifest, version)])
+    files["manifest.json"] = canonical([{
+        "Config": "blobs/sha256/" + config["digest"].split(":")[1],
+        "RepoTags": [image + ":" + version, image + ":latest"],
+        "Layers": ["blobs/sha256/" + layer["digest"].split(":")[1]],
+    }])
+    write_archive(os.path.join(archive_dir, "meshinit-%s-linux-%s.tar" % (version, arch)), files)
 print(index_descriptor["digest"])

