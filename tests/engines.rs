@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{in_ci, tempdir};
+use common::tempdir;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const IMAGE: &str = "ghcr.io/meshinit/meshinit";
@@ -32,41 +32,24 @@ fn version() -> String {
 
 /// Root and every tool in `tools`, or `None` with the reason printed (a failure in CI).
 fn ready(test: &str, tools: &[&str]) -> Option<()> {
-    // SAFETY: geteuid cannot fail.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("needs root".to_owned())
-    } else {
-        tools
-            .iter()
-            .find(|t| !Path::new(t).exists() && !on_path(t))
-            .map(|t| format!("{t} is not installed (scripts/setup installs it)"))
-    };
-    match why {
-        None => Some(()),
-        Some(why) if in_ci() => panic!("{test}: {why}, and CI=true forbids skipping"),
-        Some(why) => {
-            eprintln!("SKIP {test}: {why}");
-            None
-        }
-    }
+    (common::need_pid1(test) && common::need_tools(test, tools)).then_some(())
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-}
-
-fn run(program: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(program)
-        .args(args)
+/// Runs `cmd` to completion: (exit code, stdout, stderr).
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn run(program: &str, args: &[&str]) -> (i32, String, String) {
+    output(Command::new(program).args(args))
 }
 
 fn ok(program: &str, args: &[&str]) -> String {
@@ -240,7 +223,12 @@ fn busybox_root_tar(dir: &Path) -> PathBuf {
     for tool in ["sh", "ps", "sleep", "echo", "kill", "grep", "cat"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
-    let tar = dir.join("busybox-root.tar");
+    tar_of(&root)
+}
+
+/// `root`'s files as a tar beside it, for `docker import` and `podman import`.
+fn tar_of(root: &Path) -> PathBuf {
+    let tar = root.with_extension("tar");
     ok(
         "tar",
         &[
@@ -462,25 +450,19 @@ fn every_engine_loads_the_release_archives() {
         let loaded = ok("podman", &["load", "-i", archive]);
         assert!(loaded.contains(&tagged), "{loaded}");
     }
-    let out = ok(
-        "podman",
-        &[
-            "run",
-            "--rm",
-            "--runtime",
-            "runc",
-            "--ulimit",
-            "nofile=20000:20000",
-            "--ulimit",
-            "nproc=4096:4096",
+    let out = ok("podman", &{
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(&common::PODMAN_LIMITS);
+        args.extend([
             "--network",
             "none",
             "--entrypoint",
             "/meshinit",
             &tagged,
             "--version",
-        ],
-    );
+        ]);
+        args
+    });
     assert_eq!(out.trim(), format!("meshinit {v}"));
     let _ = run(
         "podman",
@@ -619,16 +601,10 @@ fn pod_conf() -> &'static PathBuf {
 }
 
 fn pod_run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new("podman")
-        .args(args)
-        .env("CONTAINERS_CONF", pod_conf())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("podman: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    output(
+        Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", pod_conf()),
     )
 }
 
@@ -663,28 +639,8 @@ fn envoy_image(dir: &Path, envoy: &Path, name: &str) {
         "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 15000 }\n",
     )
     .unwrap();
-    let tar = dir.join("envoy-root.tar");
-    ok(
-        "tar",
-        &[
-            "-C",
-            root.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ],
-    );
-    pod_ok(&["import", tar.to_str().unwrap(), name]);
+    pod_ok(&["import", tar_of(&root).to_str().unwrap(), name]);
 }
-
-const LIMITS: [&str; 6] = [
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=20000:20000",
-    "--ulimit",
-    "nproc=4096:4096",
-];
 
 /// One pod run to completion: Envoy, the pilot-agent stand-in and the job, each a
 /// container. Returns the job's code and the time from the job's exit to the last
@@ -710,7 +666,7 @@ fn pod_completes(
     }
     let container = |name: &str, args: &[&str]| {
         let mut all = vec!["run", "-d", "--pod", pod, "--name", name];
-        all.extend_from_slice(&LIMITS);
+        all.extend_from_slice(&common::PODMAN_LIMITS);
         all.extend_from_slice(args);
         pod_ok(&all);
     };

@@ -6,47 +6,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::mesh::{envoy, envoy_bin, free_port, url, wait_ready, Place};
-use common::{in_ci, need_pid1};
+use common::{in_ci, need_pid1, need_tools, PODMAN_LIMITS};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const PODMAN_LIMITS: [&str; 6] = [
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=20000:20000",
-    "--ulimit",
-    "nproc=4096:4096",
-];
-
-/// True when every tool is on PATH; skips with the reason otherwise (fails under CI=true).
-fn need_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "missing {} (scripts/setup installs them)",
-        missing.join(", ")
-    );
-    assert!(!in_ci(), "{test}: {why}, and CI=true forbids skipping");
-    eprintln!("SKIP {test}: {why}");
-    false
-}
-
-fn on_path(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs a command to completion; returns (exit code, stdout, stderr).
 fn sh(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

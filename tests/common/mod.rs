@@ -36,6 +36,37 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// podman's runtime and the resource limits a container may have on this machine (crun
+/// does not work here; podman's default limits exceed what this root may set).
+pub const PODMAN_LIMITS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--ulimit",
+    "nofile=20000:20000",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// True when every tool is on PATH; skips with the reason otherwise (fails under CI=true).
+pub fn need_tools(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "missing {} (scripts/setup installs them)",
+        missing.join(", ")
+    );
+    assert!(!in_ci(), "{test}: {why}, and CI=true forbids skipping");
+    eprintln!("SKIP {test}: {why}");
+    false
+}
+
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
