@@ -22,7 +22,7 @@ use config::{Invocation, Special};
 
 fn main() {
     logging::mark_start();
-    let env = config::Environment::from_process();
+    let env = config::process_environment();
     let code = match config::parse(std::env::args_os().skip(1), &env) {
         Ok(Invocation::Special(Special::Help)) => print(&config::help()),
         Ok(Invocation::Special(Special::Version)) => {

@@ -288,6 +288,19 @@ fn finish(
 
 /// The summary line, and the termination message when the task did not run.
 fn conclude(plan: &Plan, ending: &Ending) -> u8 {
+    if crate::logging::enabled(crate::logging::Level::Info) {
+        summarize(ending);
+    }
+    if let (Action::Run(_), Some(reason), Some(path)) =
+        (&plan.action, &ending.reason, &plan.termination_log)
+    {
+        termination::write(path, &format!("meshinit: {reason} (exit {})", ending.code));
+    }
+    ending.code
+}
+
+/// `exit 3 (task), waited 355ms, task ran 0ms, quit took 1ms`, with the same as fields.
+fn summarize(ending: &Ending) {
     let phase_ms = |phase: Option<Duration>| phase.map(millis);
     let mut summary = format!("exit {} ({})", ending.code, ending.source.name());
     for (name, took) in [
@@ -305,10 +318,4 @@ fn conclude(plan: &Plan, ending: &Ending) -> u8 {
         quit_ms = phase_ms(ending.quit);
         "{summary}"
     );
-    if let (Action::Run(_), Some(reason), Some(path)) =
-        (&plan.action, &ending.reason, &plan.termination_log)
-    {
-        termination::write(path, &format!("meshinit: {reason} (exit {})", ending.code));
-    }
-    ending.code
 }

@@ -83,6 +83,18 @@ pub fn parse(
     }
 }
 
+/// The process environment, as far as the configuration reads it.
+pub fn process_environment() -> Environment {
+    Environment::from_process(|name| {
+        name.starts_with("MESHINIT_")
+            || name == KUBERNETES
+            || compat::VARIABLES.iter().any(|(known, _)| *known == name)
+    })
+}
+
+/// Set by the kubelet in every container: meshinit runs in a pod.
+const KUBERNETES: &str = "KUBERNETES_SERVICE_HOST";
+
 fn missing_command(settings: &Settings) -> Option<UsageError> {
     match &settings.action {
         Action::Run(command) if command.is_empty() => Some(UsageError::new(format!(

@@ -185,14 +185,15 @@ pub fn help() -> String {
             .value
             .map_or_else(|| "[=BOOL]".to_owned(), |v| format!(" {v}"));
         let flag = format!("{short}--{}{value}", spec.long);
-        text.push_str(&format!("  {flag:<27} {:<23} {}\n", spec.env, spec.help));
+        text.push_str(&format!("  {flag:<27} {:<24} {}\n", spec.env, spec.help));
     }
     text.push_str(
         "  -h, --help                  print this help\n\
          \x20 -V, --version               print the version\n\n\
          scuttle's and envoy-preflight's variables (ENVOY_ADMIN_API, ISTIO_QUIT_API, ...)\n\
          are read too; MESHINIT_* variables and flags win over them.\n\
-         Booleans: true/false, 1/0, yes/no. Durations: Go syntax, e.g. 500ms, 2s, 1m30s.\n\
+         Booleans: true/false, 1/0, yes/no; a switch takes one only as --flag=BOOL.\n\
+         Durations: Go syntax, e.g. 500ms, 2s, 1m30s.\n\
          Exit codes: COMMAND's own; 128+N killed by signal N; 126 COMMAND cannot be run;\n\
          127 COMMAND not found; 64 bad usage; 69 sidecar not ready in time (or, for quit,\n\
          not stopped); 70 internal error.\n",
