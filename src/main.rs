@@ -7,6 +7,7 @@
 #[macro_use]
 mod logging;
 mod config;
+mod ending;
 mod exit;
 mod init;
 mod run;

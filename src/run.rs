@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use crate::config::{Action, OnTimeout, Plan, UsageError};
+use crate::ending::{Ending, Source};
 use crate::exit;
 use crate::init::child;
 use crate::init::signals::{self, Signals};
@@ -14,7 +15,6 @@ use crate::logging::millis;
 use crate::sidecar::endpoints::Endpoints;
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::wait::{self, Waited};
-use crate::termination;
 
 /// How the wait ended, for the quit at the end.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,63 +25,6 @@ enum Seen {
     Late,
     /// The search found none: one may have come since.
     Nothing,
-}
-
-/// Where meshinit's exit code came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Task,
-    Timeout,
-    Usage,
-    CannotRun,
-    Signal,
-    Internal,
-    Ready,
-    Quit,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Task => "task",
-            Source::Timeout => "timeout",
-            Source::Usage => "usage",
-            Source::CannotRun => "cannot run",
-            Source::Signal => "signal",
-            Source::Internal => "internal",
-            Source::Ready => "wait",
-            Source::Quit => "quit",
-        }
-    }
-}
-
-/// How the run ended: the code, where it came from, why (when the task did not run), and
-/// how long each phase took.
-struct Ending {
-    code: u8,
-    source: Source,
-    reason: Option<String>,
-    wait: Option<Duration>,
-    task: Option<Duration>,
-    quit: Option<Duration>,
-}
-
-impl Ending {
-    fn new(code: u8, source: Source) -> Ending {
-        Ending {
-            code,
-            source,
-            reason: None,
-            wait: None,
-            task: None,
-            quit: None,
-        }
-    }
-
-    fn because(mut self, reason: impl Into<String>) -> Ending {
-        self.reason = Some(reason.into());
-        self
-    }
 }
 
 pub fn run(plan: &Plan) -> u8 {
@@ -286,36 +229,11 @@ fn finish(
     ending
 }
 
-/// The summary line, and the termination message when the task did not run.
+/// The summary line, and the termination message when a run's task did not run.
 fn conclude(plan: &Plan, ending: &Ending) -> u8 {
-    if crate::logging::enabled(crate::logging::Level::Info) {
-        summarize(ending);
-    }
-    if let (Action::Run(_), Some(reason), Some(path)) =
-        (&plan.action, &ending.reason, &plan.termination_log)
-    {
-        termination::write(path, &format!("meshinit: {reason} (exit {})", ending.code));
-    }
-    ending.code
-}
-
-/// `exit 3 (task), waited 355ms, task ran 0ms, quit took 1ms`, with the same as fields.
-fn summarize(ending: &Ending) {
-    let phase_ms = |phase: Option<Duration>| phase.map(millis);
-    let mut summary = format!("exit {} ({})", ending.code, ending.source.name());
-    for (name, took) in [
-        ("waited", ending.wait),
-        ("task ran", ending.task),
-        ("quit took", ending.quit),
-    ] {
-        if let Some(took) = took {
-            summary.push_str(&format!(", {name} {}ms", millis(took)));
-        }
-    }
-    info!(
-        phase = "exit", code = ending.code, source = ending.source.name(),
-        wait_ms = phase_ms(ending.wait), task_ms = phase_ms(ending.task),
-        quit_ms = phase_ms(ending.quit);
-        "{summary}"
-    );
+    let termination_log = match plan.action {
+        Action::Run(_) => plan.termination_log.as_deref(),
+        Action::Wait | Action::Quit => None,
+    };
+    ending.conclude(termination_log)
 }
