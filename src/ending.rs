@@ -64,9 +64,7 @@ impl Ending {
         self.reason = Some(reason.into());
         self
     }
-}
 
-impl Ending {
     /// The summary line, and the reason written to `termination_log` when the task did not
     /// run; returns the exit code.
     pub fn conclude(&self, termination_log: Option<&Path>) -> u8 {

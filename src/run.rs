@@ -28,9 +28,7 @@ enum Seen {
 }
 
 pub fn run(plan: &Plan) -> u8 {
-    for warning in &plan.warnings {
-        warn!("{warning}");
-    }
+    say_warnings(plan);
     let ending = match Signals::take_over() {
         Ok(signals) => run_with(plan, &signals),
         Err(err) => {
@@ -46,15 +44,19 @@ pub fn run(plan: &Plan) -> u8 {
 /// A usage error ends the run before it starts; a pod must not hang on a typo, so a run
 /// (not `wait` or `quit`) still tells the sidecar to quit.
 pub fn after_usage_error(plan: &Plan, error: &UsageError) -> u8 {
-    for warning in &plan.warnings {
-        warn!("{warning}");
-    }
+    say_warnings(plan);
     let ending = Ending::new(exit::USAGE, Source::Usage).because(error.to_string());
     let ending = match plan.action {
         Action::Run(_) => finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending),
         Action::Wait | Action::Quit => ending,
     };
     conclude(plan, &ending)
+}
+
+fn say_warnings(plan: &Plan) {
+    for warning in &plan.warnings {
+        warn!("{warning}");
+    }
 }
 
 fn run_with(plan: &Plan, signals: &Signals) -> Ending {
@@ -210,19 +212,24 @@ fn finish(
     signals: Option<&Signals>,
     mut ending: Ending,
 ) -> Ending {
-    let code = ending.code;
-    let quits = plan.keep.quits_after(code);
+    if sidecar.is_empty() {
+        return ending;
+    }
+    if !plan.keep.quits_after(ending.code) {
+        // Only a sidecar that was there is said to be left running.
+        if seen != Seen::Nothing {
+            info!(
+                "leaving the sidecar running (--keep-sidecar, exit code {})",
+                ending.code
+            );
+        }
+        return ending;
+    }
     let began = Instant::now();
     match seen {
-        _ if sidecar.is_empty() => return ending,
-        Seen::Nothing if quits => quit::quit_latecomer(sidecar, plan.quit_budget),
-        Seen::Nothing => return ending,
-        _ if quits => {
+        Seen::Nothing => quit::quit_latecomer(sidecar, plan.quit_budget),
+        Seen::Sidecar | Seen::Late => {
             quit::quit(sidecar, limits(plan, seen), signals);
-        }
-        _ => {
-            info!("leaving the sidecar running (--keep-sidecar, exit code {code})");
-            return ending;
         }
     }
     ending.quit = Some(began.elapsed());

@@ -224,6 +224,9 @@ fn a_definite_refusal_is_asked_once_and_hinted_once() {
     );
 }
 
+/// The host file `$LOG` bind-mounted as /dev/termination-log (on the namespace's own /dev).
+const BIND: &str = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log &&";
+
 /// Runs meshinit with `args` in a mount namespace of its own whose /dev is a fresh tmpfs;
 /// `setup` prepares /dev/termination-log there (from `$LOG`, the host file). Prints
 /// meshinit's code and whether /dev/termination-log exists afterwards.
@@ -247,7 +250,6 @@ fn the_termination_message_says_why_the_task_never_ran() {
     }
     let dir = tempdir("termination");
     let log = dir.join("termination-log");
-    let bind = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log &&";
     let timeout = ["--mesh", "none", "--ready-url", "http://127.0.0.1:9/r"];
     let cases: [(&[&str], &str); 4] = [
         (
@@ -270,7 +272,7 @@ fn the_termination_message_says_why_the_task_never_ran() {
     ];
     for (args, expected) in cases {
         std::fs::write(&log, "").unwrap();
-        let (written, out) = with_termination_log(&log, bind, args);
+        let (written, out) = with_termination_log(&log, BIND, args);
         assert!(out.stdout.contains("code="), "{}", out.stderr);
         assert_eq!(written.lines().count(), 1, "{args:?}: {written:?}");
         assert!(
@@ -282,7 +284,7 @@ fn the_termination_message_says_why_the_task_never_ran() {
     // The task ran: its own message stays, whatever its code.
     std::fs::write(&log, "the task's own words\n").unwrap();
     let (written, out) =
-        with_termination_log(&log, bind, &["--mesh", "none", "--", "sh", "-c", "exit 5"]);
+        with_termination_log(&log, BIND, &["--mesh", "none", "--", "sh", "-c", "exit 5"]);
     assert!(
         out.stdout.contains("code=5"),
         "{}\n{}",
@@ -293,7 +295,7 @@ fn the_termination_message_says_why_the_task_never_ran() {
     // A signal before the start is a reason too.
     std::fs::write(&log, "").unwrap();
     let script = format!(
-        "mount -t tmpfs tmpfs /dev && {bind} (sleep 0.5; kill -TERM $$) & exec \"$0\" \"$@\""
+        "mount -t tmpfs tmpfs /dev && {BIND} (sleep 0.5; kill -TERM $$) & exec \"$0\" \"$@\""
     );
     let mut cmd = meshinit_via(
         &["unshare", "--mount", "sh", "-c", &script],
@@ -336,9 +338,8 @@ fn a_missing_read_only_or_disabled_termination_log_changes_nothing() {
     assert!(out.stdout.contains("absent"), "{}", out.stdout);
     // Read-only: the code is the same, the file untouched.
     std::fs::write(&log, "before\n").unwrap();
-    let read_only = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log && \
-                     mount -o remount,bind,ro /dev/termination-log &&";
-    let (written, out) = with_termination_log(&log, read_only, args);
+    let read_only = format!("{BIND} mount -o remount,bind,ro /dev/termination-log &&");
+    let (written, out) = with_termination_log(&log, &read_only, args);
     assert!(
         out.stdout.contains("code=127"),
         "{}\n{}",
@@ -347,10 +348,9 @@ fn a_missing_read_only_or_disabled_termination_log_changes_nothing() {
     );
     assert_eq!(written, "before\n");
     // Turned off, or moved elsewhere by MESHINIT_TERMINATION_LOG.
-    let bind = "touch /dev/termination-log && mount --bind \"$LOG\" /dev/termination-log &&";
     let (written, _) = with_termination_log(
         &log,
-        bind,
+        BIND,
         &[
             "--termination-log=",
             "--mesh",

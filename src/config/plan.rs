@@ -174,10 +174,15 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
     endpoints
 }
 
-/// Every candidate's quit endpoints and executables, each once, in the candidates' order.
+/// Every candidate's quit endpoints and executables, each once, in the candidates' order;
+/// the notified endpoints are the same for all (scuttle's GENERIC_QUIT_ENDPOINTS).
 fn merged(candidates: &[Endpoints]) -> Endpoints {
     let mut all = Endpoints {
         mesh: "auto",
+        notify: candidates
+            .first()
+            .map(|c| c.notify.clone())
+            .unwrap_or_default(),
         ..Endpoints::default()
     };
     for candidate in candidates {
@@ -191,7 +196,6 @@ fn merged(candidates: &[Endpoints]) -> Endpoints {
                 all.executables.push(exe.clone());
             }
         }
-        all.notify.clone_from(&candidate.notify);
     }
     all
 }

@@ -125,6 +125,33 @@ fn forward(target: libc::pid_t, sig: libc::c_int, told: &mut Told) {
     }
 }
 
+/// Waits up to `limit` while no task runs (the wait for the sidecar, the window for a late
+/// one): orphans are reaped, other signals ignored, and a termination signal, which has no
+/// task to go to, ends the pause and is returned.
+pub fn pause(signals: &Signals, limit: Duration) -> Option<libc::c_int> {
+    match signals.wait(Some(limit)) {
+        Ok(Some(sig)) if signals::ends_waiting(sig) => Some(sig),
+        Ok(Some(libc::SIGCHLD)) => {
+            reap(None);
+            None
+        }
+        Ok(Some(sig)) => {
+            debug!(
+                "ignoring SIG{} ({sig}) while no task runs",
+                signals::name(sig)
+            );
+            None
+        }
+        Ok(None) => None,
+        Err(err) => {
+            // Without signals a pause can still end by time: sleep the plain way.
+            error!("waiting for signals: {err}");
+            std::thread::sleep(limit);
+            None
+        }
+    }
+}
+
 /// Reaps every child that has exited. Returns how `task` ended if it was among them.
 pub fn reap(task: Option<libc::pid_t>) -> Option<Ended> {
     let mut task_code = None;

@@ -39,6 +39,11 @@ impl Reply {
         }
     }
 
+    /// What went wrong when no status came, for a log line's `error` field.
+    pub fn error(&self) -> Option<String> {
+        self.status().is_none().then(|| self.to_string())
+    }
+
     /// A definite no (4xx): the same request will get the same answer.
     pub fn is_refusal(&self) -> bool {
         matches!(self, Reply::Status(code) if (400..500).contains(code))

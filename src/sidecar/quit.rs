@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::client::{Client, Reply};
-use super::endpoints::Endpoints;
+use super::endpoints::{Endpoints, QuitUrl};
 use super::procscan;
 use super::url;
 use crate::init::signals::{self, Signals};
@@ -53,17 +53,35 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
     }
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
-    // Only the first attempt's refusals are worth a line each; the window's are not.
-    let mut refused_level = Level::Warn;
+    let mut attempts = 0;
     loop {
-        let outcome = attempt(&client, sidecar, limits.budget, &mut hinted, refused_level);
-        refused_level = Level::Debug;
+        // Only the first attempt's refusals are worth a line each; the window's are not.
+        let refused_level = if attempts == 0 {
+            Level::Warn
+        } else {
+            Level::Debug
+        };
+        let outcome = attempt(
+            &client,
+            &sidecar.quit,
+            limits.budget,
+            &mut hinted,
+            refused_level,
+        );
+        attempts += 1;
         match outcome {
             Attempt::Took => {
                 confirm_exit(sidecar, limits.confirm);
                 return true;
             }
             Attempt::NobodyThere if !sidecar.quit.is_empty() && Instant::now() < window_end => {
+                if attempts == 1 {
+                    info!(
+                        "nothing listens on the quit endpoints yet: asking again for up to \
+                         {}ms (--quit-window) in case the sidecar comes late",
+                        millis(window_end.saturating_duration_since(Instant::now()))
+                    );
+                }
                 if !pause(window_end, signals) {
                     break;
                 }
@@ -83,14 +101,14 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
 /// Tells whichever sidecar answers to quit, when none was found before the task: one came
 /// after the search gave up. Nothing listening is the expected answer and is not reported.
 pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
-    let client = Client::new();
     let mut hinted = Vec::new();
-    let asked = Endpoints {
-        notify: Vec::new(),
-        executables: Vec::new(),
-        ..candidates.clone()
-    };
-    match attempt(&client, &asked, budget, &mut hinted, Level::Debug) {
+    match attempt(
+        &Client::new(),
+        &candidates.quit,
+        budget,
+        &mut hinted,
+        Level::Debug,
+    ) {
         Attempt::Took => {}
         Attempt::NobodyThere => debug!("no sidecar came late"),
         Attempt::Failed => warn!("a sidecar came late and did not take the quit"),
@@ -102,7 +120,7 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
 /// logged at `refused_level`.
 fn attempt<'a>(
     client: &Client,
-    sidecar: &'a Endpoints,
+    endpoints: &'a [QuitUrl],
     budget: Duration,
     hinted: &mut Vec<&'a str>,
     refused_level: Level,
@@ -110,11 +128,11 @@ fn attempt<'a>(
     let start = Instant::now();
     let deadline = start + budget;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let mut settled = vec![false; sidecar.quit.len()];
+    let mut settled = vec![false; endpoints.len()];
     let mut anyone_there = false;
     for round in 0..ROUNDS {
         let mut worth_retrying = false;
-        for (quit, settled) in sidecar.quit.iter().zip(&mut settled) {
+        for (quit, settled) in endpoints.iter().zip(&mut settled) {
             if left().is_zero() {
                 break;
             }
@@ -136,7 +154,7 @@ fn attempt<'a>(
                 Reply::Refused => refused_level,
                 _ => Level::Warn,
             };
-            let error = reply.status().is_none().then(|| reply.to_string());
+            let error = reply.error();
             event!(
                 level,
                 phase = "quit", url = shown.as_str(), status = reply.status(),
@@ -166,7 +184,7 @@ fn attempt<'a>(
     if anyone_there {
         Attempt::Failed
     } else {
-        if !sidecar.quit.is_empty() {
+        if !endpoints.is_empty() {
             debug!("nothing listens on the quit endpoints");
         }
         Attempt::NobodyThere
@@ -174,39 +192,22 @@ fn attempt<'a>(
 }
 
 /// Pauses before the next attempt within the window; false when the window should end (a
-/// termination signal arrived, or the window is over). Says once that it is waiting.
+/// termination signal arrived, or the window is over).
 fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    let left = window_end.saturating_duration_since(Instant::now());
-    SAID.call_once(|| {
-        info!(
-            "nothing listens on the quit endpoints yet: asking again for up to {}ms \
-             (--quit-window) in case the sidecar comes late",
-            millis(left)
-        )
-    });
-    let pause = WINDOW_PAUSE.min(left);
+    let pause = WINDOW_PAUSE.min(window_end.saturating_duration_since(Instant::now()));
     let Some(signals) = signals else {
         std::thread::sleep(pause);
         return true;
     };
-    match signals.wait(Some(pause)) {
-        Ok(Some(sig)) if signals::ends_waiting(sig) => {
+    match supervisor::pause(signals, pause) {
+        Some(sig) => {
             info!(
                 "SIG{} while waiting for a late sidecar: giving up on it",
                 signals::name(sig)
             );
             false
         }
-        Ok(Some(libc::SIGCHLD)) => {
-            supervisor::reap(None);
-            true
-        }
-        Ok(_) => true,
-        Err(_) => {
-            std::thread::sleep(pause);
-            true
-        }
+        None => true,
     }
 }
 

@@ -187,10 +187,7 @@ impl<'a> Pacer<'a> {
     /// A line about the wait so far, with the last answer as fields.
     fn say(&self, level: Level, text: &str) {
         let shown = url::shown(&self.last.0);
-        let error = match self.last.1 {
-            Reply::Status(_) => None,
-            ref other => Some(other.to_string()),
-        };
+        let error = self.last.1.error();
         event!(
             level,
             phase = "wait", url = shown.as_str(), status = self.last.1.status(),
@@ -221,8 +218,8 @@ impl<'a> Pacer<'a> {
         }
         let pause = self.pause.min(self.deadline - now);
         self.pause = (self.pause * 2).min(MAX_PAUSE);
-        match self.signals.wait(Some(pause)) {
-            Ok(Some(sig)) if signals::ends_waiting(sig) => {
+        match supervisor::pause(self.signals, pause) {
+            Some(sig) => {
                 let name = signals::name(sig);
                 info!(
                     phase = "wait", signal = name;
@@ -230,21 +227,7 @@ impl<'a> Pacer<'a> {
                 );
                 Err(Stop::Signalled(sig))
             }
-            Ok(Some(libc::SIGCHLD)) => {
-                supervisor::reap(None);
-                Ok(())
-            }
-            Ok(Some(sig)) => {
-                debug!("ignoring SIG{} ({sig}) while waiting", signals::name(sig));
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(err) => {
-                // Without signals the wait can still end by time; pause the plain way.
-                error!("waiting for signals: {err}");
-                std::thread::sleep(pause);
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 }
