@@ -21,13 +21,7 @@ const IMAGE: &str = "ghcr.io/meshinit/meshinit";
 const DOCKER: &str = "/usr/bin/docker";
 
 fn version() -> String {
-    let manifest = std::fs::read_to_string(Path::new(REPO).join("Cargo.toml")).unwrap();
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|v| v.strip_suffix('"'))
-        .expect("version in Cargo.toml")
-        .to_owned()
+    env!("CARGO_PKG_VERSION").to_owned()
 }
 
 /// Root and every tool in `tools`, or `None` with the reason printed (a failure in CI).
