@@ -10,8 +10,7 @@ its output is the moment of its exec (plus date's own start-up, ~0.5 ms). Printe
   ready -> exec   Envoy turning ready to the task's exec
   exit -> exit    the task's exit to meshinit's, including the quit request
   warm start      meshinit's start to the task's exec with Envoy already ready
-and, as a model rather than a measurement, what scuttle's schedule (first poll at once,
-then 0.5 s x 1.5 backoff) would have added to each run's ready moment.
+(meshinit beside Istio's own waiter, against the real pilot-agent: bench_istio.py).
 """
 import os
 import re
@@ -58,14 +57,6 @@ def meshinit_cmd(port):
             "--log", "info", "--", "date", "+%s%N"]
 
 
-def scuttle_delay(ready_offset_s):
-    poll, interval = 0.0, 0.5
-    while poll < ready_offset_s:
-        poll += interval
-        interval *= 1.5
-    return poll - ready_offset_s
-
-
 def stop(proc):
     if proc.poll() is None:
         proc.terminate()
@@ -76,10 +67,9 @@ def stop(proc):
             proc.wait()
 
 
-ready_to_exec, exit_to_exit, quit_ms, scuttle, failures = [], [], [], [], 0
+ready_to_exec, exit_to_exit, quit_ms, failures = [], [], [], 0
 for _ in range(runs):
     port = free_port()
-    t_start = time.time_ns()
     m = subprocess.Popen(meshinit_cmd(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     e = start_envoy(port)
     last_not_ready = time.time_ns()
@@ -110,7 +100,6 @@ for _ in range(runs):
     found = re.search(rb"sidecar quit via \S+ \(HTTP 200\) in (\d+)ms", err)
     if found:
         quit_ms.append(int(found.group(1)))
-    scuttle.append(scuttle_delay((last_not_ready - t_start) / 1e9) * 1e3)
 
 # Warm start: Envoy is already ready when meshinit starts.
 warm = []
@@ -150,7 +139,6 @@ row("ready -> task exec (meshinit)", ready_to_exec, key="ready_to_exec")
 row("task exit -> meshinit exit", exit_to_exit, "includes the quit request", key="exit_to_exit")
 row("  of which the quit request", quit_ms, "(meshinit's log, whole ms)", key="quit")
 row("meshinit start -> exec, warm", warm, "Envoy already ready", key="warm")
-row("ready -> exec, scuttle's schedule", scuttle, "model: 0.5 s x 1.5 backoff", key="scuttle")
 print("failed runs: %d" % failures)
 summary["failures"] = failures
 if summary_path:
