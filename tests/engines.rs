@@ -660,6 +660,7 @@ fn pod_completes(
     // Without podman's infra container, which cannot be given the resource limits this
     // machine allows: the proxy's container owns the network namespace the others join.
     pod_ok(&["pod", "create", "--name", pod, "--infra=false"]);
+    let _removed = RemovedAtEnd(pod.to_owned());
     let proxy = format!("{pod}-istio-proxy");
     let job = format!("{pod}-job");
     let net = format!("container:{proxy}");
@@ -786,8 +787,16 @@ fn pod_completes(
     let gap = Duration::from_secs_f64((last - task_exit).max(0.0));
     let job_code = code(&job);
     drop(control_plane);
-    let _ = pod_run(&["pod", "rm", "-f", pod]);
     (job_code, job_log, gap)
+}
+
+/// A pod removed with its containers when this goes, on a failure too.
+struct RemovedAtEnd(String);
+
+impl Drop for RemovedAtEnd {
+    fn drop(&mut self) {
+        let _ = pod_run(&["pod", "rm", "-f", &self.0]);
+    }
 }
 
 /// The time, in seconds since the epoch, that `podman logs --timestamps` gives the first
