@@ -470,6 +470,38 @@ fn misbehaving_quit_endpoints_cost_a_few_seconds_at_most() {
 }
 
 #[test]
+fn a_sidecar_gone_before_its_answer_has_quit() {
+    // pilot-agent now and then exits before its 200 leaves: the connection closes without
+    // an answer, and the next round finds nothing listening. That is a quit, not a failure.
+    let port = free_port();
+    let mut sidecar = fault(port, "exit-unanswered", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &quit,
+            "--",
+            "sh",
+            "-c",
+            "exit 2",
+        ],
+    ));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    out.log_position(&format!("sidecar quit via {quit} in"));
+    out.log_position("no longer listens");
+    assert!(
+        !out.stderr.contains("no quit endpoint took") && !out.stderr.contains("not stopped"),
+        "{}",
+        out.stderr
+    );
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    assert_eq!(calls, ["listening", "POST /quitquitquit", "exiting"]);
+}
+
+#[test]
 fn keep_sidecar_modes() {
     let port = free_port();
     let mut sidecar = fault(port, "status:200", Place::Host);

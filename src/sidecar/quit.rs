@@ -32,6 +32,8 @@ pub struct Limits {
 /// What one attempt came to.
 enum Attempt {
     Took,
+    /// Every endpoint that was listening went away during the attempt: the sidecar exited.
+    Gone,
     /// Nothing listens on any quit endpoint.
     NobodyThere,
     /// Something listens but did not take it.
@@ -70,7 +72,7 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         );
         attempts += 1;
         match outcome {
-            Attempt::Took => {
+            Attempt::Took | Attempt::Gone => {
                 confirm_exit(sidecar, limits.confirm);
                 return true;
             }
@@ -109,7 +111,7 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
         &mut hinted,
         Level::Debug,
     ) {
-        Attempt::Took => {}
+        Attempt::Took | Attempt::Gone => {}
         Attempt::NobodyThere => debug!("no sidecar came late"),
         Attempt::Failed => warn!("a sidecar came late and did not take the quit"),
     }
@@ -117,7 +119,9 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
 
 /// POSTs the quit endpoints in order, up to `ROUNDS` times while something listens and
 /// fails; an endpoint that refused with a 4xx is not asked again. A connection refused is
-/// logged at `refused_level`.
+/// logged at `refused_level`. An endpoint can take the quit and exit before its answer
+/// leaves (pilot-agent does, now and then): when every endpoint that was listening refuses
+/// connections in a later round, the sidecar is gone, which is what the quit was for.
 fn attempt<'a>(
     client: &Client,
     endpoints: &'a [QuitUrl],
@@ -129,18 +133,25 @@ fn attempt<'a>(
     let deadline = start + budget;
     let left = || deadline.saturating_duration_since(Instant::now());
     let mut settled = vec![false; endpoints.len()];
+    // Listening in an earlier round, and whether it still is in this one.
+    let mut was_there = vec![false; endpoints.len()];
     let mut anyone_there = false;
     for round in 0..ROUNDS {
+        // One that refused with a 4xx is still there, though not asked again.
+        let mut still_there = settled.clone();
+        let mut asked_all = true;
         let mut worth_retrying = false;
-        for (quit, settled) in endpoints.iter().zip(&mut settled) {
+        for (i, quit) in endpoints.iter().enumerate() {
             if left().is_zero() {
+                asked_all = false;
                 break;
             }
-            if *settled {
+            if settled[i] {
                 continue;
             }
             let shown = url::shown(&quit.url);
             let reply = client.post(&quit.url, left());
+            still_there[i] = reply != Reply::Refused;
             if reply.is_success() {
                 let took = millis(start.elapsed());
                 info!(
@@ -151,6 +162,8 @@ fn attempt<'a>(
                 return Attempt::Took;
             }
             let level = match reply {
+                // No longer listening after it was: the sign that it has exited.
+                Reply::Refused if was_there[i] => Level::Debug,
                 Reply::Refused => refused_level,
                 _ => Level::Warn,
             };
@@ -172,8 +185,28 @@ fn attempt<'a>(
                 hinted.push(hint);
                 warn!("{shown} refused: {hint}");
             }
-            *settled = reply.is_refusal();
-            worth_retrying |= !*settled;
+            settled[i] = reply.is_refusal();
+            worth_retrying |= !settled[i];
+        }
+        let listened = was_there.iter().any(|&w| w);
+        if asked_all
+            && listened
+            && was_there
+                .iter()
+                .zip(&still_there)
+                .all(|(&was, &is)| !was || !is)
+        {
+            let first = endpoints.iter().zip(&was_there).find(|(_, &w)| w);
+            let shown = first.map(|(q, _)| url::shown(&q.url)).unwrap_or_default();
+            let took = millis(start.elapsed());
+            info!(
+                phase = "quit", url = shown.as_str(), elapsed_ms = took;
+                "sidecar quit via {shown} in {took}ms: it closed the connection and no longer listens"
+            );
+            return Attempt::Gone;
+        }
+        for (was, is) in was_there.iter_mut().zip(&still_there) {
+            *was |= *is;
         }
         // A definite no everywhere: asking again will not change that.
         if !worth_retrying || round + 1 == ROUNDS || left() <= BETWEEN_ROUNDS {
