@@ -346,3 +346,43 @@ fn set_mode(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+#[test]
+fn the_task_is_handed_the_terminal_as_pid1_of_a_new_namespace_too() {
+    // tini's TTY test: under a terminal, a task that reads it must be its foreground
+    // group, or it stops on the read (SIGTTIN) and the run never ends. As PID 1 of a PID
+    // namespace made by unshare, meshinit's own group lives outside the namespace.
+    let test = "the_task_is_handed_the_terminal_as_pid1_of_a_new_namespace_too";
+    if !common::need_tools(test, &["script", "timeout"]) {
+        return;
+    }
+    let bin = common::bin();
+    let mut wrappers = vec![""];
+    if need_pid1(test) {
+        wrappers.push("unshare --pid --fork --mount-proc ");
+    }
+    for wrapper in wrappers {
+        // script(1) gives the run a terminal; timeout bounds a run that would hang.
+        let inner = format!(
+            "{wrapper}{} --mesh none -- sh -c 'read x; echo got $x'",
+            bin.display()
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo hello | timeout 10 script -qec \"$INNER\" /dev/null",
+        ]);
+        common::clean_env(&mut cmd);
+        cmd.env("INNER", &inner);
+        let began = Instant::now();
+        let out = run(cmd, Mode::Plain, LIMIT);
+        assert!(
+            out.stdout.contains("got hello"),
+            "{wrapper:?}: {:?} after {:?}\n{}",
+            out.code,
+            began.elapsed(),
+            out.stderr
+        );
+        assert_eq!(out.code, Some(0), "{wrapper:?}: {}", out.stderr);
+    }
+}

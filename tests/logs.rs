@@ -372,3 +372,65 @@ fn a_missing_read_only_or_disabled_termination_log_changes_nothing() {
         "{written:?}"
     );
 }
+
+#[test]
+fn a_long_line_never_blocks_on_a_pipe_with_one_free_slot() {
+    // stderr is a pipe nobody reads, with room for one 4 KiB write: the "waiting" line for
+    // 100 long readiness URLs is 11 KB. Written whole it would wait for a reader forever.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just made and are owned here alone.
+    let (reader, writer) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    // SAFETY: F_GETPIPE_SZ has no memory arguments.
+    let size = unsafe { libc::fcntl(fds[1], libc::F_GETPIPE_SZ) };
+    assert!(size >= 8192, "pipe size {size}");
+    let filler = vec![b'.'; 4096];
+    for _ in 0..(size as usize / 4096 - 1) {
+        std::io::Write::write_all(&mut &writer, &filler).unwrap();
+    }
+    let long = format!("http://127.0.0.1:9/{}", "r".repeat(90));
+    let mut args = vec!["--mesh", "none", "--timeout", "1s", "--quit-window=0"];
+    for _ in 0..100 {
+        args.extend(["--ready-url", &long]);
+    }
+    args.extend(["--", "true"]);
+    let mut cmd = meshinit_bare(Mode::Plain, &args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(writer.try_clone().unwrap());
+    let began = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("spawn meshinit");
+    // The command holds a copy of the write end: the pipe's end of file needs it gone.
+    drop(cmd);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if began.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("meshinit blocked on its own log line");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(69));
+    drop(writer);
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut &reader, &mut text).unwrap();
+    let text = String::from_utf8_lossy(&text);
+    // The filler has no newline: the first line begins where meshinit's does.
+    let waiting = text
+        .split('\n')
+        .find(|l| l.contains("waiting for the sidecar"))
+        .and_then(|l| l.find("meshinit +").map(|at| &l[at..]))
+        .unwrap_or_else(|| panic!("no waiting line in the pipe"));
+    assert!(waiting.len() < 4096, "{} bytes", waiting.len());
+    assert!(waiting.contains(" [cut: "), "{waiting}");
+}

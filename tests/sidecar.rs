@@ -741,3 +741,45 @@ fn orphans_are_reaped_while_waiting_for_the_sidecar() {
         "zombies left under PID 1 while it waited"
     );
 }
+
+#[test]
+fn every_quit_request_shares_the_one_budget() {
+    // Three silent GENERIC_QUIT_ENDPOINTS and a silent agent and Envoy: every request
+    // accepts and never answers. The quit must still end within the 4 s budget, and each
+    // of them must have been asked.
+    let admin = free_port();
+    let mut ready = fault(admin, "status:200", Place::Host);
+    let silent = free_port();
+    let mut hanging = fault(silent, "hang", Place::Host);
+    let generic: Vec<String> = (1..=3)
+        .map(|i| url(silent, &format!("/generic{i}")))
+        .collect();
+    let mut cmd = meshinit_at(Place::Host, &["sh", "-c", "exit 5"]);
+    cmd.env("ENVOY_ADMIN_API", url(admin, ""))
+        .env("START_WITHOUT_ENVOY", "true")
+        .env("ISTIO_QUIT_API", url(silent, "/agent"))
+        .env("ENVOY_KILL_API", url(silent, "/envoy"))
+        .env("GENERIC_QUIT_ENDPOINTS", generic.join(","))
+        .env("MESHINIT_KILL_FALLBACK", "false");
+    let began = Instant::now();
+    let out = run_meshinit(cmd);
+    let took = began.elapsed();
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    assert!(took < Duration::from_millis(4600), "the quit took {took:?}");
+    // The budget was spent on them, not skipped.
+    assert!(
+        took > Duration::from_millis(3500),
+        "the quit took only {took:?}"
+    );
+    let calls = hanging.lines_so_far(Duration::from_millis(200));
+    for path in ["/generic1", "/generic2", "/generic3", "/agent/quitquitquit"] {
+        assert!(
+            calls.iter().any(|l| *l == format!("POST {path}")),
+            "{path} not asked: {calls:?}\n{}",
+            out.stderr
+        );
+    }
+    // START_WITHOUT_ENVOY: nothing waited on the admin endpoint.
+    let asked = ready.lines_so_far(Duration::ZERO);
+    assert_eq!(asked, ["listening"], "{asked:?}");
+}

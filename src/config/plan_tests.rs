@@ -43,13 +43,7 @@ fn zero_configuration_depends_on_where_it_runs() {
 fn istio_preset_and_defaults() {
     let p = plan(&["--mesh", "istio"], &[]);
     let e = known(&p);
-    assert_eq!(
-        e.ready,
-        [
-            "http://127.0.0.1:15020/healthz/ready",
-            "http://127.0.0.1:15021/healthz/ready"
-        ]
-    );
+    assert_eq!(e.ready, ["http://127.0.0.1:15020/healthz/ready"]);
     assert_eq!(quit_urls(e).len(), 2);
     assert_eq!(
         (p.timeout, p.on_timeout, p.keep, p.quit_wait, p.grace),

@@ -32,15 +32,13 @@ pub fn preset(mesh: Mesh) -> Endpoints {
     };
     match mesh {
         Mesh::Istio => Endpoints {
-            // pilot-agent's own port first: it answers (503) as soon as the agent runs, while
-            // 15021 is an Envoy listener, refused until Envoy has its first configuration. A
-            // search asking 15021 first would meet Envoy's admin port (15000) answering
-            // instead, and take the pod for plain Envoy (seen with the real pilot-agent).
-            // 15021 second: Envoy's listener routes to the agent, as the kubelet's probe.
-            ready: owned(&[
-                "http://127.0.0.1:15020/healthz/ready",
-                "http://127.0.0.1:15021/healthz/ready",
-            ]),
+            // pilot-agent's own readiness, which is Envoy LIVE with its workers started
+            // and its first configuration taken. Not 15021: that is a listener of Envoy's
+            // routing to this same check, closed until Envoy has its configuration, so a
+            // search asking it would meet Envoy's admin port (15000) answering first and
+            // take the pod for plain Envoy (seen with the real pilot-agent); and once 15020
+            // is ready, 15021 is open and answers the same.
+            ready: owned(&["http://127.0.0.1:15020/healthz/ready"]),
             // pilot-agent first: quitting Envoy alone lets older pilot-agents restart it.
             quit: quit(
                 &[

@@ -288,10 +288,14 @@ fn reap_failed(pid: libc::pid_t) {
 }
 
 /// Whether meshinit's process group is the foreground group of the terminal on stdin.
+/// Both read 0 when the group lives outside meshinit's PID namespace (meshinit as PID 1 of
+/// `unshare --pid --fork`: its group was made by unshare, outside): then meshinit cannot
+/// tell whose the terminal is, and hands it over as tini does, since a task left without
+/// it stops on its first read and the run never ends.
 fn owns_terminal() -> bool {
     // SAFETY: both calls only read process state; tcgetpgrp fails (-1) without a terminal.
     unsafe {
         let foreground = libc::tcgetpgrp(libc::STDIN_FILENO);
-        foreground > 0 && foreground == libc::getpgrp()
+        foreground >= 0 && foreground == libc::getpgrp()
     }
 }

@@ -5,7 +5,8 @@
 //!   line's structured fields (`phase`, `url`, `code`, ...), for log pipelines.
 //!
 //! A line is written only when stderr can take it at once: a full pipe, a reader that went
-//! away or a closed descriptor drops the line instead of blocking or killing PID 1.
+//! away or a closed descriptor drops the line instead of blocking or killing PID 1; a line
+//! longer than one write can take whole (4 KiB) is cut, with a marker.
 
 mod json;
 
@@ -142,17 +143,60 @@ pub fn always(level: Level, phase: &str, message: &dyn std::fmt::Display) {
 /// Writes one line, already filtered by level.
 pub fn emit(level: Level, message: std::fmt::Arguments, fields: &[(&str, Field)]) {
     let format = FORMAT.get().copied().unwrap_or(Format::Text);
-    let _ = Stderr.write_all(line(format, level, message, fields).as_bytes());
+    let message = message.to_string();
+    let _ = Stderr.write_all(fitted(format, level, &message, fields).as_bytes());
 }
 
-/// One whole line, newline included.
+/// The longest line written: what one write to a pipe with a single free slot takes whole
+/// (PIPE_BUF). A longer write could block until a reader makes room.
+pub const MAX_LINE: usize = 4096;
+
+/// The line, with its message and string fields cut (each marked) when it would be longer
+/// than `MAX_LINE`.
+fn fitted(format: Format, level: Level, message: &str, fields: &[(&str, Field)]) -> String {
+    let whole = line(format, level, message, fields, usize::MAX);
+    if whole.len() <= MAX_LINE {
+        return whole;
+    }
+    let strings = 1 + fields
+        .iter()
+        .filter(|(_, v)| matches!(v, Field::Str(_)))
+        .count();
+    // Room for the fixed parts; JSON escaping may still grow a value, hence the retries.
+    let mut cap = (MAX_LINE - 256) / strings;
+    loop {
+        let cut = line(format, level, message, fields, cap);
+        if cut.len() <= MAX_LINE || cap <= 64 {
+            return cut;
+        }
+        cap /= 2;
+    }
+}
+
+/// `text` whole when it has at most `cap` bytes; else its start, at a character boundary,
+/// and a marker saying how long it was.
+fn cut(text: &str, cap: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= cap {
+        return text.into();
+    }
+    let marker = format!(" [cut: {} bytes]", text.len());
+    let mut end = cap.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end]).into()
+}
+
+/// One whole line, newline included, each string value cut to `cap` bytes.
 fn line(
     format: Format,
     level: Level,
-    message: std::fmt::Arguments,
+    message: &str,
     fields: &[(&str, Field)],
+    cap: usize,
 ) -> String {
     let level = level.as_str().to_ascii_lowercase();
+    let message = cut(message, cap);
     match format {
         Format::Text => format!("meshinit +{}ms {level}: {message}\n", elapsed_ms()),
         Format::Json => {
@@ -164,13 +208,13 @@ fn line(
             out.push_str("\",\"since_start_ms\":");
             out.push_str(&elapsed_ms().to_string());
             out.push_str(",\"msg\":");
-            json::string(&mut out, &message.to_string());
+            json::string(&mut out, &message);
             for (key, value) in fields {
                 out.push(',');
                 json::string(&mut out, key);
                 out.push(':');
                 match value {
-                    Field::Str(text) => json::string(&mut out, text),
+                    Field::Str(text) => json::string(&mut out, &cut(text, cap)),
                     Field::Int(n) => out.push_str(&n.to_string()),
                     Field::Null => out.push_str("null"),
                 }
@@ -181,8 +225,9 @@ fn line(
     }
 }
 
-/// Standard error that never blocks: it writes only what poll says fits now (a pipe with
-/// room takes up to PIPE_BUF bytes whole) and drops the rest.
+/// Standard error that never blocks: it writes only when poll says a write fits now (a
+/// pipe with a free slot takes up to PIPE_BUF bytes whole, so lines are at most
+/// `MAX_LINE`) and drops the rest.
 pub struct Stderr;
 
 impl Write for Stderr {

@@ -14,8 +14,9 @@ fn json_line(msg: &str, value: &str) -> String {
     line(
         Format::Json,
         Level::Warn,
-        format_args!("{msg}"),
+        msg,
         &[("value", Field::Str(value))],
+        usize::MAX,
     )
 }
 
@@ -128,15 +129,17 @@ fn numbers_and_nulls_stay_numbers_and_nulls() {
     let line = line(
         Format::Json,
         Level::Info,
-        format_args!("task exited"),
+        "task exited",
         &fields,
+        usize::MAX,
     );
     assert!(line.ends_with(",\"code\":3,\"status\":null}\n"), "{line}");
     let text = super::line(
         Format::Text,
         Level::Info,
-        format_args!("task exited"),
+        "task exited",
         &fields,
+        usize::MAX,
     );
     assert!(
         text.starts_with("meshinit +") && text.ends_with(" info: task exited\n"),
@@ -149,4 +152,32 @@ fn millis_saturates() {
     use std::time::Duration;
     assert_eq!(millis(Duration::from_millis(1234)), 1234);
     assert_eq!(millis(Duration::MAX), u64::MAX);
+}
+
+#[test]
+fn long_lines_are_cut_to_what_one_pipe_write_takes_whole() {
+    // Multi-byte characters and characters JSON escapes six-fold, well past the limit.
+    let long = "é\u{1}x".repeat(5_000);
+    for format in [Format::Text, Format::Json] {
+        let fields = [("url", Field::Str(&long)), ("code", Field::from(3u8))];
+        let text = fitted(format, Level::Info, &long, &fields);
+        assert!(text.len() <= MAX_LINE, "{format:?}: {} bytes", text.len());
+        assert!(
+            text.ends_with('\n') && text.contains(" [cut: 20000 bytes]"),
+            "{text}"
+        );
+    }
+    let json = fitted(
+        Format::Json,
+        Level::Info,
+        &long,
+        &[("url", Field::Str(&long))],
+    );
+    assert!(
+        json.ends_with("}\n") && json.contains("\"url\":\""),
+        "{json}"
+    );
+    // A line that fits is left whole.
+    let short = fitted(Format::Text, Level::Info, "short", &[]);
+    assert!(short.ends_with(" info: short\n"), "{short}");
 }

@@ -45,14 +45,10 @@ enum Attempt {
 pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> bool {
     let client = Client::new();
     let start = Instant::now();
-    for url in &sidecar.notify {
-        let reply = client.post(url, limits.budget.min(Duration::from_secs(1)));
-        let shown = url::shown(url);
-        info!(
-            phase = "quit", url = shown.as_str(), status = reply.status();
-            "notified {shown}: {reply}"
-        );
-    }
+    // One budget for every request of the first attempt, the generic endpoints' included:
+    // they share at most half of it, so that the mesh's own quit always has the rest.
+    notify(&client, &sidecar.notify, limits.budget / 2);
+    let mut budget = limits.budget.saturating_sub(start.elapsed());
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
     let mut attempts = 0;
@@ -63,13 +59,9 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         } else {
             Level::Debug
         };
-        let outcome = attempt(
-            &client,
-            &sidecar.quit,
-            limits.budget,
-            &mut hinted,
-            refused_level,
-        );
+        let outcome = attempt(&client, &sidecar.quit, budget, &mut hinted, refused_level);
+        // A later attempt in the window: nothing listened, so nothing took the budget.
+        budget = limits.budget;
         attempts += 1;
         match outcome {
             Attempt::Took | Attempt::Gone => {
@@ -98,6 +90,26 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         return false;
     }
     fall_back(sidecar)
+}
+
+/// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, status
+/// ignored) once, within `share` in all.
+fn notify(client: &Client, urls: &[String], share: Duration) {
+    let Ok(count) = u32::try_from(urls.len()) else {
+        return;
+    };
+    if count == 0 {
+        return;
+    }
+    let each = (share / count).min(Duration::from_secs(1));
+    for url in urls {
+        let reply = client.post(url, each);
+        let shown = url::shown(url);
+        info!(
+            phase = "quit", url = shown.as_str(), status = reply.status();
+            "notified {shown}: {reply}"
+        );
+    }
 }
 
 /// Tells whichever sidecar answers to quit, when none was found before the task: one came
