@@ -5,6 +5,8 @@
 //! reaping), `sidecar` (waiting for it and making it quit); `run` ties them together.
 
 #[macro_use]
+mod words;
+#[macro_use]
 mod logging;
 mod config;
 mod ending;

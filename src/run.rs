@@ -47,8 +47,10 @@ pub fn after_usage_error(plan: &Plan, error: &UsageError) -> u8 {
     say_warnings(plan);
     let ending = Ending::new(exit::USAGE, Source::Usage).because(error.to_string());
     let ending = match plan.action {
-        Action::Run(_) => finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending),
-        Action::Wait | Action::Quit => ending,
+        Some(Action::Wait | Action::Quit) => ending,
+        Some(Action::Run(_)) | None => {
+            finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending)
+        }
     };
     conclude(plan, &ending)
 }
@@ -71,8 +73,10 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
         }
     }
     match &plan.action {
-        Action::Run(command) => run_task(plan, command, signals),
-        Action::Wait => {
+        Some(Action::Run(command)) => run_task(plan, command, signals),
+        // parse refuses a run without a COMMAND.
+        None => Ending::new(exit::SOFTWARE, Source::Internal).because("no COMMAND"),
+        Some(Action::Wait) => {
             let began = Instant::now();
             let mut ending = match wait::wait(&plan.sidecar, plan.timeout, signals) {
                 Waited::Ready(_) | Waited::NoSidecar => Ending::new(0, Source::Ready),
@@ -82,7 +86,7 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
             ending.wait = Some(began.elapsed());
             ending
         }
-        Action::Quit => {
+        Some(Action::Quit) => {
             let began = Instant::now();
             let sidecar = plan.sidecar.to_quit();
             let quit = sidecar.is_empty()
@@ -239,8 +243,8 @@ fn finish(
 /// The summary line, and the termination message when a run's task did not run.
 fn conclude(plan: &Plan, ending: &Ending) -> u8 {
     let termination_log = match plan.action {
-        Action::Run(_) => plan.termination_log.as_deref(),
-        Action::Wait | Action::Quit => None,
+        Some(Action::Wait | Action::Quit) => None,
+        Some(Action::Run(_)) | None => plan.termination_log.as_deref(),
     };
     ending.conclude(termination_log)
 }

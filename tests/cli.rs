@@ -135,3 +135,61 @@ fn options_after_the_command_belong_to_the_command() {
     let out = run_args(Mode::Plain, &["--", "--help"]);
     assert_eq!(out.code, Some(127), "-- ends the options: {}", out.stderr);
 }
+
+#[test]
+fn every_word_value_is_read_in_any_case() {
+    let out = run(
+        meshinit(
+            Mode::Plain,
+            &[
+                "--mesh",
+                "NONE",
+                "--log-format",
+                "JSON",
+                "--keep-sidecar",
+                "Never",
+                "--on-timeout",
+                "FAIL",
+                "--log",
+                "DEBUG",
+                "--kill-fallback=No",
+                "--",
+                "sh",
+                "-c",
+                "exit 4",
+            ],
+        ),
+        Mode::Plain,
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().all(|l| l.starts_with("{\"time\":")),
+        "not JSON lines:\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\"level\":\"debug\""), "{}", out.stderr);
+}
+
+#[test]
+fn the_quit_budget_has_a_flag_and_a_variable() {
+    let out = run_args(Mode::Plain, &["--quit-budget", "0", "--", "true"]);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "meshinit +0ms error: --quit-budget: invalid value '0': expected a duration above 0"
+        ),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = meshinit(Mode::Plain, &["--", "true"]);
+    cmd.env("MESHINIT_QUIT_BUDGET", "soon");
+    let out = run(cmd, Mode::Plain, LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("MESHINIT_QUIT_BUDGET: invalid value 'soon'"),
+        "{}",
+        out.stderr
+    );
+}

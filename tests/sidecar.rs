@@ -783,3 +783,33 @@ fn every_quit_request_shares_the_one_budget() {
     let asked = ready.lines_so_far(Duration::ZERO);
     assert_eq!(asked, ["listening"], "{asked:?}");
 }
+
+#[test]
+fn the_quit_budget_bounds_a_silent_sidecar() {
+    let port = free_port();
+    let mut silent = fault(port, "hang", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    let began = Instant::now();
+    let mut cmd = meshinit_at(
+        Place::Host,
+        &[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &quit,
+            "--kill-fallback=false",
+            "--",
+            "true",
+        ],
+    );
+    cmd.env("MESHINIT_QUIT_BUDGET", "700ms");
+    let out = run_meshinit(cmd);
+    let took = began.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "the quit took {took:?}"
+    );
+    let calls = silent.lines_so_far(Duration::from_millis(200));
+    assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
+}

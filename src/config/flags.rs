@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use super::options::{self, Key, SPECS, USAGE};
+use super::options::{self, Opt, USAGE};
 use super::settings::{Action, Settings};
 use super::values::{self, UsageError};
 
@@ -15,7 +15,8 @@ pub enum Special {
 }
 
 /// Reads `args` into `settings`; `Some` for --help and --version. A bad value goes to
-/// `note` so that the rest is still read; a malformed command line stops here.
+/// `note` so that the rest is still read; a malformed command line stops here (the
+/// subcommand, if one was meant, is set before anything else is read).
 pub fn read(
     settings: &mut Settings,
     args: impl IntoIterator<Item = OsString>,
@@ -24,17 +25,17 @@ pub fn read(
     let mut args: Vec<OsString> = args.into_iter().collect();
     if let Some((at, action)) = subcommand(&args) {
         args.remove(at);
-        settings.action = action;
+        settings.action = Some(action);
     }
     let mut parser = lexopt::Parser::from_args(args);
-    let mut lists_from_flags: Vec<Key> = Vec::new();
+    let mut lists_from_flags: Vec<&'static str> = Vec::new();
     while let Some(arg) = parser.next().map_err(lexopt_error)? {
-        let spec = match arg {
+        let opt: &Opt = match arg {
             lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(Some(Special::Help)),
             lexopt::Arg::Long("version") | lexopt::Arg::Short('V') => {
                 return Ok(Some(Special::Version))
             }
-            lexopt::Arg::Value(word) if settings.action != Action::Run(Vec::new()) => {
+            lexopt::Arg::Value(word) if settings.action.is_some() => {
                 return Err(UsageError::new(format!(
                     "unexpected {}: wait and quit take no COMMAND; usage: {USAGE}",
                     values::quoted(&word.to_string_lossy())
@@ -43,35 +44,35 @@ pub fn read(
             lexopt::Arg::Value(first) => {
                 let mut command = vec![first];
                 command.extend(parser.raw_args().map_err(lexopt_error)?);
-                settings.action = Action::Run(command);
+                settings.action = Some(Action::Run(command));
                 break;
             }
-            lexopt::Arg::Long(name) => SPECS
-                .iter()
-                .find(|s| s.long == name)
-                .ok_or_else(|| unknown_option(&format!("--{name}")))?,
-            lexopt::Arg::Short(c) => SPECS
-                .iter()
-                .find(|s| s.short == Some(c))
-                .ok_or_else(|| unknown_option(&format!("-{c}")))?,
+            lexopt::Arg::Long(name) => {
+                options::by_long(name).ok_or_else(|| unknown_option(&format!("--{name}")))?
+            }
+            lexopt::Arg::Short(c) => {
+                options::by_short(c).ok_or_else(|| unknown_option(&format!("-{c}")))?
+            }
         };
-        let flag = format!("--{}", spec.long);
-        let raw = match (spec.value, parser.optional_value()) {
+        let flag = format!("--{}", opt.long);
+        let raw = match (opt.value, parser.optional_value()) {
             (Some(_), Some(attached)) => attached,
             (Some(_), None) => parser.value().map_err(lexopt_error)?,
             (None, Some(attached)) => attached,
             (None, None) => {
-                refuse_detached_boolean(&mut parser, spec.long)?;
+                refuse_detached_boolean(&mut parser, opt.long)?;
                 OsString::from("true")
             }
         };
         // A list given by flags replaces the variable's list instead of adding to it.
-        if spec.key.is_list() && !lists_from_flags.contains(&spec.key) {
-            lists_from_flags.push(spec.key);
-            options::clear(settings, spec.key);
+        if let Some(clear) = opt.clear {
+            if !lists_from_flags.contains(&opt.long) {
+                lists_from_flags.push(opt.long);
+                clear(settings);
+            }
         }
-        if let Err(err) = values::utf8(&flag, raw)
-            .and_then(|value| options::apply(settings, spec.key, &flag, &value))
+        if let Err(err) =
+            values::utf8(&flag, raw).and_then(|value| opt.apply(settings, &flag, &value))
         {
             note(err);
         }
@@ -79,40 +80,47 @@ pub fn read(
     Ok(None)
 }
 
-/// Where `wait` or `quit` stands among the options before the COMMAND, if it does:
-/// `meshinit --timeout 5s wait` is the subcommand, `meshinit -- wait` runs a program.
+/// The subcommand and where it stands: the first `wait` or `quit` among the options,
+/// before `--` and before the COMMAND (the first word that is neither an option nor an
+/// option's value). `meshinit --timeout 5s wait` waits, `meshinit -- wait` runs a program.
+/// An unknown option is taken to have a value unless the next word is `wait` or `quit`:
+/// a mistyped `wait` command line must still be one, or its usage error would quit the
+/// sidecar that a later step needs.
 fn subcommand(args: &[OsString]) -> Option<(usize, Action)> {
+    let action = |word: &str| match word {
+        "wait" => Some(Action::Wait),
+        "quit" => Some(Action::Quit),
+        _ => None,
+    };
     let mut at = 0;
-    while let Some(word) = args.get(at).and_then(|a| a.to_str()) {
-        match word {
-            "--" => return None,
-            "wait" => return Some((at, Action::Wait)),
-            "quit" => return Some((at, Action::Quit)),
-            _ => {}
+    while let Some(word) = args.get(at).map(|a| a.to_string_lossy()) {
+        if word == "--" {
+            return None;
+        }
+        if let Some(action) = action(&word) {
+            return Some((at, action));
         }
         let Some(flag) = word.strip_prefix('-').filter(|f| !f.is_empty()) else {
             // The COMMAND begins here.
             return None;
         };
-        let takes_value = flag
-            .strip_prefix('-')
-            .and_then(|long| SPECS.iter().find(|s| s.long == long))
-            .is_some_and(|spec| spec.value.is_some());
+        let next_is_value = !flag.contains('=')
+            && args.get(at + 1).is_some_and(|next| {
+                let next = next.to_string_lossy();
+                action(&next).is_none() && !next.starts_with('-')
+            });
+        let known = match flag.strip_prefix('-') {
+            Some(long) => options::by_long(long).map(|o| o.value.is_some()),
+            None => flag
+                .chars()
+                .last()
+                .and_then(options::by_short)
+                .map(|o| o.value.is_some()),
+        };
+        let takes_value = known.unwrap_or(true) && next_is_value;
         at += if takes_value { 2 } else { 1 };
     }
     None
-}
-
-/// Whether a command line that could not be read meant `wait` or `quit`: a usage mistake
-/// there must not quit the sidecar that a later step needs.
-pub fn meant_subcommand(args: &[OsString]) -> Option<Action> {
-    args.iter()
-        .take_while(|a| *a != "--")
-        .find_map(|a| match a.to_str() {
-            Some("wait") => Some(Action::Wait),
-            Some("quit") => Some(Action::Quit),
-            _ => None,
-        })
 }
 
 /// A switch (`--process-group`, `-g`, ...) followed by a word such as `true` is refused:
@@ -173,32 +181,29 @@ mod tests {
         assert_eq!(s.process_group, Some(true));
         assert_eq!(
             s.action,
-            Action::Run(["sh", "-c", "x"].map(OsString::from).to_vec())
+            Some(Action::Run(["sh", "-c", "x"].map(OsString::from).to_vec()))
         );
     }
 
     #[test]
     fn subcommands_before_or_after_options() {
-        assert_eq!(read_args(&["wait", "--timeout=2s"]).0.action, Action::Wait);
-        assert_eq!(read_args(&["quit"]).0.action, Action::Quit);
+        let action = |args: &[&str]| read_args(args).0.action;
+        assert_eq!(action(&["wait", "--timeout=2s"]), Some(Action::Wait));
+        assert_eq!(action(&["quit"]), Some(Action::Quit));
         let (s, r, _) = read_args(&["--timeout", "5s", "-g", "wait", "--log", "debug"]);
-        assert_eq!((s.action, r), (Action::Wait, Ok(None)));
+        assert_eq!((s.action, r), (Some(Action::Wait), Ok(None)));
         assert_eq!(s.timeout, Some(std::time::Duration::from_secs(5)));
-        let (s, _, _) = read_args(&["--", "wait"]);
-        assert_eq!(s.action, Action::Run(vec![OsString::from("wait")]));
-        let (s, _, _) = read_args(&["sh", "wait"]);
-        assert_eq!(
-            s.action,
-            Action::Run(["sh", "wait"].map(OsString::from).to_vec())
-        );
+        let run = |words: &[&str]| Some(Action::Run(words.iter().map(OsString::from).collect()));
+        assert_eq!(action(&["--", "wait"]), run(&["wait"]));
+        assert_eq!(action(&["sh", "wait"]), run(&["sh", "wait"]));
+        assert_eq!(action(&["-g", "sh", "wait"]), run(&["sh", "wait"]));
         let (_, r, _) = read_args(&["quit", "extra"]);
         assert!(r.unwrap_err().0.contains("take no COMMAND"));
-        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(
-            meant_subcommand(&args(&["--timeot", "5s", "wait"])),
-            Some(Action::Wait)
-        );
-        assert_eq!(meant_subcommand(&args(&["--bogus", "--", "wait"])), None);
+        // A mistyped wait command line is still a wait: its error must not quit.
+        assert_eq!(action(&["--timeot", "5s", "wait"]), Some(Action::Wait));
+        assert_eq!(action(&["--bogus", "wait"]), Some(Action::Wait));
+        assert_eq!(action(&["--bogus", "--", "wait"]), None);
+        assert_eq!(action(&[]), None);
     }
 
     #[test]
@@ -218,7 +223,7 @@ mod tests {
         }
         let (s, r, _) = read_args(&["-g", "--", "true"]);
         assert_eq!(r, Ok(None));
-        assert_eq!(s.action, Action::Run(vec![OsString::from("true")]));
+        assert_eq!(s.action, Some(Action::Run(vec![OsString::from("true")])));
         let (s, r, _) = read_args(&["--process-group=false", "--kill-fallback=0", "run"]);
         assert_eq!(r, Ok(None));
         assert_eq!(

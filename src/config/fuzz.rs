@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
+use super::options::{Form, OPTIONS};
 use super::{compat, duration, parse, variables, Environment};
 use crate::fuzzing::for_a_while;
 
@@ -106,78 +107,84 @@ fn go_duration_syntax(text: &str) -> Option<f64> {
     Some(seconds)
 }
 
-const FLAGS: &[&str] = &[
-    "--mesh",
-    "--ready-url",
-    "--quit-url",
-    "--timeout",
-    "--on-timeout",
-    "--keep-sidecar",
-    "--sidecar-grace",
-    "--quit-wait",
-    "--kill-fallback",
-    "--sidecar-exe",
-    "--process-group",
-    "-g",
-    "--grace",
-    "--log",
-    "--help",
-    "--version",
-    "--",
-    "wait",
-    "quit",
-    "--bogus",
-    "-x",
-];
-const VALUES: &[&str] = &[
-    "istio",
-    "envoy",
-    "linkerd",
-    "none",
-    "auto",
-    "true",
-    "false",
-    "yes",
-    "0",
-    "1",
-    "2s",
-    "1m30s",
-    "0s",
-    "fail",
-    "start",
-    "never",
-    "on-failure",
-    "always",
-    "debug",
-    "off",
-    "http://127.0.0.1:15000/ready",
-    "http://localhost:4191",
-    "https://x",
-    "/usr/local/bin/envoy",
-    "http://a:b@127.0.0.1:1/q,http://127.0.0.1:2/r",
-    "",
-    ",",
-    "=",
-    "--",
-    "sh",
-];
+/// Every option's flag from the table (and its short form), the other words a command
+/// line may hold, and some that it should not.
+fn flags() -> Vec<String> {
+    let mut flags: Vec<String> = OPTIONS.iter().map(|o| format!("--{}", o.long)).collect();
+    flags.extend(
+        OPTIONS
+            .iter()
+            .filter_map(|o| o.short)
+            .map(|c| format!("-{c}")),
+    );
+    flags.extend(["--help", "--version", "--", "wait", "quit", "--bogus", "-x"].map(String::from));
+    flags
+}
+
+/// Every word value of the table's options, and values of every other form.
+fn values() -> Vec<String> {
+    let mut values: Vec<String> = OPTIONS
+        .iter()
+        .filter_map(|o| match o.form {
+            Form::Words(words) => Some(words()),
+            Form::Text(_) => None,
+        })
+        .flat_map(|list| {
+            list.replace(" or ", ", ")
+                .split(", ")
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    values.extend(
+        [
+            "true",
+            "false",
+            "yes",
+            "0",
+            "1",
+            "2s",
+            "1m30s",
+            "0s",
+            "DEBUG",
+            "http://127.0.0.1:15000/ready",
+            "http://localhost:4191",
+            "https://x",
+            "/usr/local/bin/envoy",
+            "http://a:b@127.0.0.1:1/q,http://127.0.0.1:2/r",
+            "",
+            ",",
+            "=",
+            "--",
+            "sh",
+        ]
+        .map(String::from),
+    );
+    values
+}
 
 #[test]
 fn configuration_sources() {
     let variables: Vec<&'static str> = variables::names()
         .chain(compat::VARIABLES.iter().map(|(name, _)| *name))
         .collect();
+    let (flags, values) = (flags(), values());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    for option in OPTIONS {
+        assert!(flags.contains(&format!("--{}", option.long).as_str()));
+    }
     for_a_while("configuration", |rng| {
         let mut args: Vec<String> = Vec::new();
         for _ in 0..rng.below(6) {
-            let flag = *rng.pick(FLAGS);
+            let flag = *rng.pick(&flags);
             if rng.below(3) == 0 {
-                args.push(format!("{flag}={}", rng.pick(VALUES)));
+                args.push(format!("{flag}={}", rng.pick(&values)));
             } else {
                 args.push(flag.to_owned());
                 if rng.below(4) != 0 {
-                    let seed = rng.word(VALUES);
-                    args.push(rng.mutate(seed, VALUES));
+                    let seed = *rng.pick(&values);
+                    args.push(rng.mutate(seed, &values));
                 }
             }
         }
@@ -188,10 +195,10 @@ fn configuration_sources() {
             .map(|_| {
                 let name = *rng.pick(&variables);
                 let value = match rng.below(3) {
-                    0 => (*rng.pick(VALUES)).to_owned(),
+                    0 => (*rng.pick(&values)).to_owned(),
                     _ => {
-                        let seed = rng.word(VALUES);
-                        rng.mutate(seed, VALUES)
+                        let seed = *rng.pick(&values);
+                        rng.mutate(seed, &values)
                     }
                 };
                 (name.to_owned(), value)

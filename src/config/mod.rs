@@ -47,7 +47,6 @@ pub fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: &Environment,
 ) -> Result<Invocation, Failure> {
-    let args: Vec<OsString> = args.into_iter().collect();
     let (legacy, mut first_error) = compat::read(env);
     let mut settings = Settings {
         legacy,
@@ -61,24 +60,16 @@ pub fn parse(
         first_error.get_or_insert(err);
     };
     variables::read(&mut settings, env, &mut note);
-    let error = match flags::read(&mut settings, args.iter().cloned(), &mut note) {
+    let error = match flags::read(&mut settings, args, &mut note) {
         Ok(Some(special)) => return Ok(Invocation::Special(special)),
         Ok(None) => first_error.or_else(|| missing_command(&settings)),
         Err(err) => Some(err),
     };
     match error {
-        Some(error) => {
-            // A `wait` or `quit` whose command line could not be read is still one.
-            if settings.action == Action::Run(Vec::new()) {
-                if let Some(action) = flags::meant_subcommand(&args) {
-                    settings.action = action;
-                }
-            }
-            Err(Failure {
-                error,
-                settings: Box::new(settings),
-            })
-        }
+        Some(error) => Err(Failure {
+            error,
+            settings: Box::new(settings),
+        }),
         None => Ok(Invocation::Run(Box::new(settings))),
     }
 }
@@ -96,11 +87,10 @@ pub fn process_environment() -> Environment {
 const KUBERNETES: &str = "KUBERNETES_SERVICE_HOST";
 
 fn missing_command(settings: &Settings) -> Option<UsageError> {
-    match &settings.action {
-        Action::Run(command) if command.is_empty() => Some(UsageError::new(format!(
+    settings.action.is_none().then(|| {
+        UsageError::new(format!(
             "missing COMMAND: usage: {} (see meshinit --help)",
             options::USAGE
-        ))),
-        _ => None,
-    }
+        ))
+    })
 }

@@ -1,169 +1,342 @@
-//! The option table: each option's flag, variable, value form and help, how its value is
-//! read into the settings, and the `--help` text made from the table.
+//! The option table. Each option is one entry: its flag, its variable, its value's
+//! placeholder and accepted form, its help, its default, and how its value is read into the
+//! settings. The command line, the `MESHINIT_*` variables, `--help`, the fuzzing and the
+//! tests all read this table; the code that uses a value reads it from the settings.
 
 use super::duration;
-use super::settings::{Keep, Mesh, OnTimeout, Settings};
+use super::settings::{Keep, LogLevel, Mesh, OnTimeout, Settings};
 use super::values::{self, UsageError};
 use crate::logging::Format;
 use crate::sidecar::url;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Key {
-    Mesh,
-    ReadyUrl,
-    QuitUrl,
-    Timeout,
-    OnTimeout,
-    KeepSidecar,
-    SidecarGrace,
-    QuitWait,
-    QuitWindow,
-    KillFallback,
-    SidecarExe,
-    ProcessGroup,
-    Grace,
-    Log,
-    LogFormat,
-    TerminationLog,
+/// What a value must look like.
+#[derive(Clone, Copy)]
+pub enum Form {
+    /// One of an enum's words (`words!`): listed in `--help` too.
+    Words(fn() -> String),
+    Text(&'static str),
 }
 
-impl Key {
-    /// Repeatable options: a flag adds to the list, the variable is comma-separated.
-    pub fn is_list(self) -> bool {
-        matches!(self, Key::ReadyUrl | Key::QuitUrl | Key::SidecarExe)
+impl Form {
+    pub fn text(self) -> String {
+        match self {
+            Form::Words(list) => list(),
+            Form::Text(text) => text.to_owned(),
+        }
     }
 }
 
-pub struct Spec {
-    pub key: Key,
+/// What holds when an option is not given: its default.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unset {
+    /// A value of the option's form: the plan without the option is the plan with this.
+    Value(&'static str),
+    /// Described, not a value (it depends on where meshinit runs, say).
+    Said(&'static str),
+    Nothing,
+}
+
+/// Reads a value into the settings. `Err(None)`: the value is not of the form;
+/// `Err(Some(item))`: this item of a list is not.
+pub type Apply = fn(&mut Settings, &str) -> Result<(), Option<String>>;
+
+pub struct Opt {
     pub long: &'static str,
     pub short: Option<char>,
     pub env: &'static str,
-    /// The value's placeholder; `None` for a boolean switch (`--flag` or `--flag=BOOL`).
+    /// The value's placeholder; `None` for a switch (`--flag` or `--flag=BOOL`).
     pub value: Option<&'static str>,
+    pub form: Form,
     pub help: &'static str,
+    pub default: Unset,
+    pub apply: Apply,
+    /// For a repeatable option (the variable comma-separated): empties it, so that flags
+    /// replace what the variable said instead of adding to it.
+    pub clear: Option<fn(&mut Settings)>,
 }
 
-const fn spec(
-    key: Key,
-    long: &'static str,
-    env: &'static str,
-    value: Option<&'static str>,
-    help: &'static str,
-) -> Spec {
-    Spec {
-        key,
-        long,
-        short: None,
-        env,
-        value,
-        help,
-    }
+const BASE: Opt = Opt {
+    long: "",
+    short: None,
+    env: "",
+    value: None,
+    form: Form::Text(""),
+    help: "",
+    default: Unset::Nothing,
+    apply: |_, _| Err(None),
+    clear: None,
+};
+
+const BOOL: Form = Form::Text(values::BOOL_FORM);
+const DURATION: Form = Form::Text(duration::FORM);
+const POSITIVE: Form = Form::Text(values::POSITIVE_FORM);
+const URLS: Form = Form::Text(url::FORM);
+
+fn word<T>(parsed: Option<T>) -> Result<T, Option<String>> {
+    parsed.ok_or(None)
 }
 
-pub const SPECS: &[Spec] = &[
-    spec(Key::Mesh, "mesh", "MESHINIT_MESH", Some("MESH"),
-        "istio, envoy, linkerd, none or auto (default: none outside Kubernetes, auto in a pod)"),
-    spec(Key::ReadyUrl, "ready-url", "MESHINIT_READY_URL", Some("URL"),
-        "readiness endpoint replacing the mesh's; repeatable, variable comma-separated"),
-    spec(Key::QuitUrl, "quit-url", "MESHINIT_QUIT_URL", Some("URL"),
-        "quit endpoint replacing the mesh's, POSTed in order; repeatable"),
-    spec(Key::Timeout, "timeout", "MESHINIT_TIMEOUT", Some("DURATION"),
-        "longest wait for the sidecar (default: 60s)"),
-    spec(Key::OnTimeout, "on-timeout", "MESHINIT_ON_TIMEOUT", Some("ACTION"),
-        "fail (quit the sidecar, exit 69) or start the task anyway (default: fail)"),
-    spec(Key::KeepSidecar, "keep-sidecar", "MESHINIT_KEEP_SIDECAR", Some("WHEN"),
-        "never, on-failure or always leave the sidecar running (default: never)"),
-    spec(Key::SidecarGrace, "sidecar-grace", "MESHINIT_SIDECAR_GRACE", Some("DURATION"),
-        "with auto, how long to look for a sidecar before running without one (default: 5s)"),
-    spec(Key::QuitWait, "quit-wait", "MESHINIT_QUIT_WAIT", Some("DURATION"),
-        "after a quit was taken, how long a sidecar seen in /proc may take to exit before SIGTERM (default: 2s; 0: no check)"),
-    spec(Key::QuitWindow, "quit-window", "MESHINIT_QUIT_WINDOW", Some("DURATION"),
-        "after the wait gave up, how long to keep trying to quit a sidecar that comes late (default: 10s; 0: try once)"),
-    spec(Key::KillFallback, "kill-fallback", "MESHINIT_KILL_FALLBACK", None,
-        "SIGTERM the sidecar found in /proc when no quit endpoint worked (default: true)"),
-    spec(Key::SidecarExe, "sidecar-exe", "MESHINIT_SIDECAR_EXE", Some("PATH"),
-        "executable the /proc fallback may signal, replacing the mesh's; repeatable"),
-    Spec {
-        short: Some('g'),
-        ..spec(Key::ProcessGroup, "process-group", "MESHINIT_PROCESS_GROUP", None,
-            "forward signals to the task's whole process group (default: false)")
-    },
-    spec(Key::Grace, "grace", "MESHINIT_GRACE", Some("DURATION"),
-        "after the task exits, TERM its process group and wait this long (default: 0)"),
-    spec(Key::Log, "log", "MESHINIT_LOG", Some("LEVEL"),
-        "off, error, warn, info or debug (default: info)"),
-    spec(Key::LogFormat, "log-format", "MESHINIT_LOG_FORMAT", Some("FORMAT"),
-        "text, or json: one object per line for log pipelines (default: text)"),
-    spec(Key::TerminationLog, "termination-log", "MESHINIT_TERMINATION_LOG", Some("PATH"),
-        "when the task never ran, the reason goes to this file if it exists (default: /dev/termination-log; empty: off)"),
-];
-
-pub const USAGE: &str = "meshinit [OPTIONS] [--] COMMAND [ARG...] | meshinit wait|quit [OPTIONS]";
-
-/// Reads `value`, given by `source` (a flag or a variable), into `settings`.
-pub fn apply(
-    settings: &mut Settings,
-    key: Key,
-    source: &str,
-    value: &str,
-) -> Result<(), UsageError> {
-    let bad = |form: &str| values::invalid(source, value, form);
-    let duration = || duration::parse(value).ok_or_else(|| bad(duration::FORM));
-    let positive = || values::positive_duration(value).ok_or_else(|| bad(values::POSITIVE_FORM));
-    let boolean = || values::boolean(value).ok_or_else(|| bad(values::BOOL_FORM));
-    let urls = || values::url_list(value).map_err(|item| values::invalid(source, &item, url::FORM));
-    match key {
-        Key::Mesh => {
-            settings.mesh = Some(Mesh::parse(value).ok_or_else(|| bad(values::MESH_FORM))?)
-        }
-        Key::ReadyUrl => extend(&mut settings.ready_urls, urls()?),
-        Key::QuitUrl => extend(&mut settings.quit_urls, urls()?),
-        Key::SidecarExe => extend(
-            &mut settings.executables,
-            values::path_list(value).ok_or_else(|| bad(values::EXE_FORM))?,
-        ),
-        Key::Timeout => settings.timeout = Some(positive()?),
-        Key::OnTimeout => {
-            settings.on_timeout =
-                Some(OnTimeout::parse(value).ok_or_else(|| bad(values::ON_TIMEOUT_FORM))?)
-        }
-        Key::KeepSidecar => {
-            settings.keep = Some(Keep::parse(value).ok_or_else(|| bad(values::KEEP_FORM))?)
-        }
-        Key::SidecarGrace => settings.sidecar_grace = Some(positive()?),
-        Key::QuitWait => settings.quit_wait = Some(duration()?),
-        Key::QuitWindow => settings.quit_window = Some(duration()?),
-        Key::KillFallback => settings.kill_fallback = Some(boolean()?),
-        Key::ProcessGroup => settings.process_group = Some(boolean()?),
-        Key::Grace => settings.grace = Some(duration()?),
-        Key::Log => settings.log = Some(values::level(value).ok_or_else(|| bad(values::LOG_FORM))?),
-        Key::TerminationLog => {
-            if !(value.is_empty() || value.starts_with('/')) {
-                return Err(bad(values::TERMINATION_LOG_FORM));
-            }
-            settings.termination_log = Some(value.to_owned())
-        }
-        Key::LogFormat => {
-            settings.log_format =
-                Some(Format::parse(value).ok_or_else(|| bad(values::LOG_FORMAT_FORM))?)
-        }
-    }
-    Ok(())
+fn urls(value: &str) -> Result<Vec<String>, Option<String>> {
+    values::url_list(value).map_err(Some)
 }
 
 fn extend(list: &mut Option<Vec<String>>, items: Vec<String>) {
     list.get_or_insert_with(Vec::new).extend(items);
 }
 
-/// Empties a list option, so that flags replace what the variable said.
-pub fn clear(settings: &mut Settings, key: Key) {
-    match key {
-        Key::ReadyUrl => settings.ready_urls = None,
-        Key::QuitUrl => settings.quit_urls = None,
-        Key::SidecarExe => settings.executables = None,
-        _ => {}
+pub const OPTIONS: &[Opt] = &[
+    Opt {
+        long: "mesh",
+        env: "MESHINIT_MESH",
+        value: Some("MESH"),
+        form: Form::Words(Mesh::form),
+        help: "the sidecar to wait for and quit",
+        default: Unset::Said(
+            "none outside Kubernetes, auto in a pod; with scuttle's or envoy-preflight's \
+             variables, as they did",
+        ),
+        apply: |s, v| {
+            s.mesh = Some(word(Mesh::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "ready-url",
+        env: "MESHINIT_READY_URL",
+        value: Some("URL"),
+        form: URLS,
+        help: "readiness endpoint replacing the mesh's, asked in order; repeatable",
+        apply: |s, v| {
+            extend(&mut s.ready_urls, urls(v)?);
+            Ok(())
+        },
+        clear: Some(|s| s.ready_urls = None),
+        ..BASE
+    },
+    Opt {
+        long: "quit-url",
+        env: "MESHINIT_QUIT_URL",
+        value: Some("URL"),
+        form: URLS,
+        help: "quit endpoint replacing the mesh's, POSTed in order; repeatable",
+        apply: |s, v| {
+            extend(&mut s.quit_urls, urls(v)?);
+            Ok(())
+        },
+        clear: Some(|s| s.quit_urls = None),
+        ..BASE
+    },
+    Opt {
+        long: "timeout",
+        env: "MESHINIT_TIMEOUT",
+        value: Some("DURATION"),
+        form: POSITIVE,
+        help: "longest wait for the sidecar",
+        default: Unset::Value("60s"),
+        apply: |s, v| {
+            s.timeout = Some(word(values::positive_duration(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "on-timeout",
+        env: "MESHINIT_ON_TIMEOUT",
+        value: Some("ACTION"),
+        form: Form::Words(OnTimeout::form),
+        help: "when the wait runs out: fail (quit the sidecar, exit 69) or start the task",
+        default: Unset::Value("fail"),
+        apply: |s, v| {
+            s.on_timeout = Some(word(OnTimeout::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "keep-sidecar",
+        env: "MESHINIT_KEEP_SIDECAR",
+        value: Some("WHEN"),
+        form: Form::Words(Keep::form),
+        help: "leave the sidecar running (on-failure: when the exit code is not 0)",
+        default: Unset::Value("never"),
+        apply: |s, v| {
+            s.keep = Some(word(Keep::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "sidecar-grace",
+        env: "MESHINIT_SIDECAR_GRACE",
+        value: Some("DURATION"),
+        form: POSITIVE,
+        help: "with auto, how long to look for a sidecar before running without one",
+        default: Unset::Value("5s"),
+        apply: |s, v| {
+            s.sidecar_grace = Some(word(values::positive_duration(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "quit-budget",
+        env: "MESHINIT_QUIT_BUDGET",
+        value: Some("DURATION"),
+        form: POSITIVE,
+        help: "the most that all the quit requests may take",
+        default: Unset::Value("4s"),
+        apply: |s, v| {
+            s.quit_budget = Some(word(values::positive_duration(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "quit-wait",
+        env: "MESHINIT_QUIT_WAIT",
+        value: Some("DURATION"),
+        form: DURATION,
+        help: "after a quit was taken, how long a sidecar seen in /proc may take to exit \
+               before SIGTERM (0: no check)",
+        default: Unset::Value("2s"),
+        apply: |s, v| {
+            s.quit_wait = Some(word(duration::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "quit-window",
+        env: "MESHINIT_QUIT_WINDOW",
+        value: Some("DURATION"),
+        form: DURATION,
+        help: "after the wait gave up, how long to keep trying to quit a sidecar that \
+               comes late (0: try once)",
+        default: Unset::Value("10s"),
+        apply: |s, v| {
+            s.quit_window = Some(word(duration::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "kill-fallback",
+        env: "MESHINIT_KILL_FALLBACK",
+        form: BOOL,
+        help: "SIGTERM the sidecar found in /proc when no quit endpoint worked",
+        default: Unset::Value("true"),
+        apply: |s, v| {
+            s.kill_fallback = Some(word(values::boolean(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "sidecar-exe",
+        env: "MESHINIT_SIDECAR_EXE",
+        value: Some("PATH"),
+        form: Form::Text(values::EXE_FORM),
+        help: "executable the /proc fallback may signal, replacing the mesh's; repeatable",
+        apply: |s, v| {
+            extend(&mut s.executables, word(values::path_list(v))?);
+            Ok(())
+        },
+        clear: Some(|s| s.executables = None),
+        ..BASE
+    },
+    Opt {
+        long: "process-group",
+        short: Some('g'),
+        env: "MESHINIT_PROCESS_GROUP",
+        form: BOOL,
+        help: "forward signals to the task's whole process group",
+        default: Unset::Value("false"),
+        apply: |s, v| {
+            s.process_group = Some(word(values::boolean(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "grace",
+        env: "MESHINIT_GRACE",
+        value: Some("DURATION"),
+        form: DURATION,
+        help: "after the task exits, TERM its process group and wait this long",
+        default: Unset::Value("0"),
+        apply: |s, v| {
+            s.grace = Some(word(duration::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "log",
+        env: "MESHINIT_LOG",
+        value: Some("LEVEL"),
+        form: Form::Words(LogLevel::form),
+        help: "the level of meshinit's own lines",
+        default: Unset::Value("info"),
+        apply: |s, v| {
+            s.log = Some(word(LogLevel::parse(v))?.filter());
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "log-format",
+        env: "MESHINIT_LOG_FORMAT",
+        value: Some("FORMAT"),
+        form: Form::Words(Format::form),
+        help: "json: one object per line, for log pipelines",
+        default: Unset::Value("text"),
+        apply: |s, v| {
+            s.log_format = Some(word(Format::parse(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "termination-log",
+        env: "MESHINIT_TERMINATION_LOG",
+        value: Some("PATH"),
+        form: Form::Text(values::TERMINATION_LOG_FORM),
+        help: "when the task never ran, the reason goes to this file if it exists (empty: off)",
+        default: Unset::Value("/dev/termination-log"),
+        apply: |s, v| {
+            if !(v.is_empty() || v.starts_with('/')) {
+                return Err(None);
+            }
+            s.termination_log = Some(v.to_owned());
+            Ok(())
+        },
+        ..BASE
+    },
+];
+
+pub const USAGE: &str = "meshinit [OPTIONS] [--] COMMAND [ARG...] | meshinit wait|quit [OPTIONS]";
+
+impl Opt {
+    /// Reads `value`, given by `source` (the flag or the variable), into `settings`.
+    pub fn apply(
+        &self,
+        settings: &mut Settings,
+        source: &str,
+        value: &str,
+    ) -> Result<(), UsageError> {
+        (self.apply)(settings, value).map_err(|item| {
+            values::invalid(source, item.as_deref().unwrap_or(value), &self.form.text())
+        })
     }
+}
+
+pub fn by_long(name: &str) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.long == name)
+}
+
+pub fn by_short(letter: char) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.short == Some(letter))
 }
 
 /// The text of `--help`: every option with its variable.
@@ -179,19 +352,28 @@ pub fn help() -> String {
          Options (each also read from the variable beside it; the flag wins):\n",
         env!("CARGO_PKG_VERSION")
     );
-    for spec in SPECS {
-        let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
-        let value = spec
+    for opt in OPTIONS {
+        let short = opt.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = opt
             .value
             .map_or_else(|| "[=BOOL]".to_owned(), |v| format!(" {v}"));
-        let flag = format!("{short}--{}{value}", spec.long);
-        text.push_str(&format!("  {flag:<27} {:<24} {}\n", spec.env, spec.help));
+        let flag = format!("{short}--{}{value}", opt.long);
+        let mut about = opt.help.to_owned();
+        if let Form::Words(words) = opt.form {
+            about.push_str(&format!(": {}", words()));
+        }
+        match opt.default {
+            Unset::Value(v) | Unset::Said(v) => about.push_str(&format!(" (default: {v})")),
+            Unset::Nothing => {}
+        }
+        text.push_str(&format!("  {flag:<27} {:<24} {about}\n", opt.env));
     }
     text.push_str(
         "  -h, --help                  print this help\n\
          \x20 -V, --version               print the version\n\n\
          scuttle's and envoy-preflight's variables (ENVOY_ADMIN_API, ISTIO_QUIT_API, ...)\n\
          are read too; MESHINIT_* variables and flags win over them.\n\
+         Words (meshes, actions, levels, formats, booleans) are read in any case.\n\
          Booleans: true/false, 1/0, yes/no; a switch takes one only as --flag=BOOL.\n\
          Durations: Go syntax, e.g. 500ms, 2s, 1m30s.\n\
          Exit codes: COMMAND's own; 128+N killed by signal N; 126 COMMAND cannot be run;\n\
@@ -204,30 +386,76 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::plan::resolve;
 
     #[test]
     fn every_option_has_a_distinct_flag_and_variable() {
-        for (i, a) in SPECS.iter().enumerate() {
+        for (i, a) in OPTIONS.iter().enumerate() {
             assert_eq!(
                 a.env,
                 format!("MESHINIT_{}", a.long.to_uppercase().replace('-', "_"))
             );
-            for b in &SPECS[i + 1..] {
-                assert!(a.long != b.long && a.key != b.key, "{}", a.long);
+            for b in &OPTIONS[i + 1..] {
+                assert!(
+                    a.long != b.long && (a.short.is_none() || a.short != b.short),
+                    "{}",
+                    a.long
+                );
             }
             assert!(help().contains(a.env) && help().contains(&format!("--{}", a.long)));
+            assert!(
+                !a.help.is_empty() && !a.form.text().is_empty(),
+                "{}",
+                a.long
+            );
+        }
+    }
+
+    #[test]
+    fn each_default_is_what_the_plan_does_without_the_option() {
+        let unset = format!("{:?}", resolve(&Settings::default()));
+        for opt in OPTIONS {
+            if let Unset::Value(value) = opt.default {
+                let mut settings = Settings::default();
+                opt.apply(&mut settings, opt.env, value)
+                    .unwrap_or_else(|e| panic!("{}: its default: {e}", opt.long));
+                assert_eq!(format!("{:?}", resolve(&settings)), unset, "--{}", opt.long);
+            }
+        }
+    }
+
+    #[test]
+    fn every_word_is_read_in_any_case() {
+        for (flag, value) in [
+            ("mesh", "Istio"),
+            ("log-format", "JSON"),
+            ("keep-sidecar", "NEVER"),
+            ("on-timeout", "FAIL"),
+            ("log", "DEBUG"),
+            ("kill-fallback", "False"),
+        ] {
+            let opt = by_long(flag).unwrap();
+            let mut settings = Settings::default();
+            assert!(
+                opt.apply(&mut settings, flag, value).is_ok(),
+                "--{flag} {value}"
+            );
         }
     }
 
     #[test]
     fn lists_add_up_and_values_are_checked() {
+        let quit = by_long("quit-url").unwrap();
         let mut s = Settings::default();
-        apply(&mut s, Key::QuitUrl, "--quit-url", "http://127.0.0.1:1/a").unwrap();
-        apply(&mut s, Key::QuitUrl, "--quit-url", "http://127.0.0.1:2/b").unwrap();
+        quit.apply(&mut s, "--quit-url", "http://127.0.0.1:1/a")
+            .unwrap();
+        quit.apply(&mut s, "--quit-url", "http://127.0.0.1:2/b")
+            .unwrap();
         assert_eq!(s.quit_urls.as_ref().map(Vec::len), Some(2));
-        clear(&mut s, Key::QuitUrl);
+        (quit.clear.unwrap())(&mut s);
         assert_eq!(s.quit_urls, None);
-        let err = apply(&mut s, Key::Timeout, "MESHINIT_TIMEOUT", "0").unwrap_err();
+        let timeout = by_long("timeout").unwrap();
+        let err = timeout.apply(&mut s, "MESHINIT_TIMEOUT", "0").unwrap_err();
         assert_eq!(
             err.0,
             format!(
@@ -235,16 +463,21 @@ mod tests {
                 values::POSITIVE_FORM
             )
         );
-        let err = apply(
-            &mut s,
-            Key::ReadyUrl,
-            "--ready-url",
-            "http://127.0.0.1:1/,ftp://x",
-        )
-        .unwrap_err();
+        let ready = by_long("ready-url").unwrap();
+        let err = ready
+            .apply(&mut s, "--ready-url", "http://127.0.0.1:1/,ftp://x")
+            .unwrap_err();
         assert!(err.0.contains("'ftp://x'"), "{err}");
-        assert!(apply(&mut s, Key::SidecarExe, "--sidecar-exe", "envoy").is_err());
-        apply(&mut s, Key::ProcessGroup, "-g", "yes").unwrap();
+        let mesh = by_long("mesh").unwrap();
+        let err = mesh.apply(&mut s, "--mesh", "consul").unwrap_err();
+        assert!(
+            err.0
+                .ends_with("expected istio, envoy, linkerd, none or auto"),
+            "{err}"
+        );
+        let exe = by_long("sidecar-exe").unwrap();
+        assert!(exe.apply(&mut s, "--sidecar-exe", "envoy").is_err());
+        by_short('g').unwrap().apply(&mut s, "-g", "yes").unwrap();
         assert_eq!(s.process_group, Some(true));
     }
 }

@@ -18,7 +18,8 @@ use crate::sidecar::url;
 /// Everything a run needs, decided.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub action: Action,
+    /// `None` only after a usage error that left no subcommand or COMMAND (a run, then).
+    pub action: Option<Action>,
     pub sidecar: Sidecar,
     /// The longest wait for the sidecar.
     pub timeout: Duration,
@@ -70,7 +71,10 @@ pub fn resolve(settings: &Settings) -> Plan {
             .unwrap_or(OnTimeout::Fail),
         keep: settings.keep.or(legacy_keep).unwrap_or(Keep::Never),
         quit_wait: settings.quit_wait.unwrap_or(DEFAULT_QUIT_WAIT),
-        quit_budget: legacy.quit_budget.unwrap_or(DEFAULT_QUIT_BUDGET),
+        quit_budget: settings
+            .quit_budget
+            .or(legacy.quit_budget)
+            .unwrap_or(DEFAULT_QUIT_BUDGET),
         quit_window: settings.quit_window.unwrap_or(DEFAULT_QUIT_WINDOW),
         forwarding: match settings.process_group {
             Some(true) => Forwarding::Group,

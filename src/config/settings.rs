@@ -20,41 +20,26 @@ pub enum Action {
     Quit,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnTimeout {
-    /// Quit the sidecar (it may be half up) and exit 69.
-    Fail,
-    /// Run the task anyway.
-    Start,
-}
-
-impl OnTimeout {
-    pub fn parse(text: &str) -> Option<OnTimeout> {
-        match text {
-            "fail" => Some(OnTimeout::Fail),
-            "start" => Some(OnTimeout::Start),
-            _ => None,
-        }
+words! {
+    /// What to do when the wait for the sidecar runs out.
+    pub enum OnTimeout {
+        /// Quit the sidecar (it may be half up) and exit 69.
+        Fail = "fail",
+        /// Run the task anyway.
+        Start = "start",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keep {
-    Never,
-    OnFailure,
-    Always,
+words! {
+    /// When to leave the sidecar running.
+    pub enum Keep {
+        Never = "never",
+        OnFailure = "on-failure",
+        Always = "always",
+    }
 }
 
 impl Keep {
-    pub fn parse(text: &str) -> Option<Keep> {
-        match text {
-            "never" => Some(Keep::Never),
-            "on-failure" => Some(Keep::OnFailure),
-            "always" => Some(Keep::Always),
-            _ => None,
-        }
-    }
-
     /// Whether to quit the sidecar when meshinit leaves with `code`.
     pub fn quits_after(self, code: u8) -> bool {
         match self {
@@ -65,36 +50,37 @@ impl Keep {
     }
 }
 
-/// The meshes meshinit knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mesh {
-    Istio,
-    Envoy,
-    Linkerd,
-    None,
-    /// Whichever known sidecar answers; none if none does within the sidecar grace.
-    Auto,
+words! {
+    /// The meshes meshinit knows.
+    pub enum Mesh {
+        Istio = "istio",
+        Envoy = "envoy",
+        Linkerd = "linkerd",
+        None = "none",
+        /// Whichever known sidecar answers; none if none does within the sidecar grace.
+        Auto = "auto",
+    }
 }
 
-impl Mesh {
-    pub fn parse(text: &str) -> Option<Mesh> {
-        Some(match text {
-            "istio" => Mesh::Istio,
-            "envoy" => Mesh::Envoy,
-            "linkerd" => Mesh::Linkerd,
-            "none" => Mesh::None,
-            "auto" => Mesh::Auto,
-            _ => return None,
-        })
+words! {
+    /// The levels of `--log`.
+    pub enum LogLevel {
+        Off = "off",
+        Error = "error",
+        Warn = "warn",
+        Info = "info",
+        Debug = "debug",
     }
+}
 
-    pub fn name(self) -> &'static str {
+impl LogLevel {
+    pub fn filter(self) -> LevelFilter {
         match self {
-            Mesh::Istio => "istio",
-            Mesh::Envoy => "envoy",
-            Mesh::Linkerd => "linkerd",
-            Mesh::None => "none",
-            Mesh::Auto => "auto",
+            LogLevel::Off => LevelFilter::Off,
+            LogLevel::Error => LevelFilter::Error,
+            LogLevel::Warn => LevelFilter::Warn,
+            LogLevel::Info => LevelFilter::Info,
+            LogLevel::Debug => LevelFilter::Debug,
         }
     }
 }
@@ -102,9 +88,10 @@ impl Mesh {
 /// Everything the command line and the environment said. Precedence, lowest first:
 /// scuttle's and envoy-preflight's variables (`legacy`, combined in `plan`), `MESHINIT_*`
 /// variables, flags (the later source overwrites the field).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
-    pub action: Action,
+    /// The subcommand, or the COMMAND to run; `None` while neither was given.
+    pub action: Option<Action>,
     pub mesh: Option<Mesh>,
     pub ready_urls: Option<Vec<String>>,
     pub quit_urls: Option<Vec<String>>,
@@ -114,6 +101,7 @@ pub struct Settings {
     pub on_timeout: Option<OnTimeout>,
     pub keep: Option<Keep>,
     pub sidecar_grace: Option<Duration>,
+    pub quit_budget: Option<Duration>,
     pub quit_wait: Option<Duration>,
     pub quit_window: Option<Duration>,
     pub process_group: Option<bool>,
@@ -127,33 +115,6 @@ pub struct Settings {
     pub in_kubernetes: bool,
     /// What was read but looks like a mistake (a misspelt variable), for the log.
     pub warnings: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            action: Action::Run(Vec::new()),
-            mesh: None,
-            ready_urls: None,
-            quit_urls: None,
-            executables: None,
-            kill_fallback: None,
-            timeout: None,
-            on_timeout: None,
-            keep: None,
-            sidecar_grace: None,
-            quit_wait: None,
-            quit_window: None,
-            process_group: None,
-            grace: None,
-            log: None,
-            log_format: None,
-            termination_log: None,
-            legacy: Legacy::default(),
-            in_kubernetes: false,
-            warnings: Vec::new(),
-        }
-    }
 }
 
 #[cfg(test)]

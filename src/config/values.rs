@@ -5,8 +5,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
-use crate::logging::LevelFilter;
-
 use super::duration;
 use crate::sidecar::url;
 
@@ -38,12 +36,7 @@ impl fmt::Display for UsageError {
 }
 
 pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
-pub const ON_TIMEOUT_FORM: &str = "fail or start";
-pub const KEEP_FORM: &str = "never, on-failure or always";
-pub const LOG_FORM: &str = "off, error, warn, info or debug";
-pub const LOG_FORMAT_FORM: &str = "text or json";
 pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it off";
-pub const MESH_FORM: &str = "istio, envoy, linkerd, none or auto";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
 
@@ -126,17 +119,6 @@ pub fn positive_duration(value: &str) -> Option<Duration> {
     duration::parse(value).filter(|d| !d.is_zero())
 }
 
-pub fn level(value: &str) -> Option<LevelFilter> {
-    Some(match value.to_ascii_lowercase().as_str() {
-        "off" => LevelFilter::Off,
-        "error" => LevelFilter::Error,
-        "warn" => LevelFilter::Warn,
-        "info" => LevelFilter::Info,
-        "debug" => LevelFilter::Debug,
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +157,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_levels() {
+    fn durations() {
         assert_eq!(positive_duration("0"), None);
         assert_eq!(positive_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(level("DEBUG"), Some(LevelFilter::Debug));
-        assert_eq!(level("trace"), None);
     }
 
     #[test]
@@ -191,7 +171,7 @@ mod tests {
         );
         assert!(!invalid_hidden("X", "y").0.contains('\n'));
         let long = "x".repeat(60_000);
-        let err = invalid("MESHINIT_MESH", &long, MESH_FORM).0;
+        let err = invalid("MESHINIT_MESH", &long, "istio or envoy").0;
         assert!(err.len() < 300, "{} bytes", err.len());
         assert!(
             err.contains(&format!("{}...' (60000 bytes)", "x".repeat(80))),

@@ -2,17 +2,17 @@
 //! not meshinit's, pointed out (a typo must not pass unseen).
 
 use super::environment::Environment;
-use super::options::{self, SPECS};
+use super::options::OPTIONS;
 use super::settings::Settings;
 use super::values::{self, UsageError};
 
 /// Reads every `MESHINIT_*` variable of the option table into `settings`; a bad value goes
 /// to `note` and the rest is still read.
 pub fn read(settings: &mut Settings, env: &Environment, note: &mut impl FnMut(UsageError)) {
-    for spec in SPECS {
-        if let Some(raw) = env.get(spec.env) {
-            if let Err(err) = values::utf8(spec.env, raw)
-                .and_then(|value| options::apply(settings, spec.key, spec.env, &value))
+    for opt in OPTIONS {
+        if let Some(raw) = env.get(opt.env) {
+            if let Err(err) =
+                values::utf8(opt.env, raw).and_then(|value| opt.apply(settings, opt.env, &value))
             {
                 note(err);
             }
@@ -39,7 +39,7 @@ pub fn unknown(env: &Environment) -> Vec<String> {
 
 /// The variables this module reads.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    SPECS.iter().map(|spec| spec.env)
+    OPTIONS.iter().map(|opt| opt.env)
 }
 
 /// Levenshtein distance: the fewest one-character edits that turn `a` into `b`.

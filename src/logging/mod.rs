@@ -17,19 +17,11 @@ use std::time::Instant;
 
 pub use log::{Level, LevelFilter};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-impl Format {
-    pub fn parse(text: &str) -> Option<Format> {
-        match text {
-            "text" => Some(Format::Text),
-            "json" => Some(Format::Json),
-            _ => None,
-        }
+words! {
+    /// How a line looks.
+    pub enum Format {
+        Text = "text",
+        Json = "json",
     }
 }
 
