@@ -23,6 +23,23 @@ with open("Cargo.lock", "rb") as lock:
     checksums = {(p["name"], p["version"]): p["checksum"]
                  for p in tomllib.load(lock)["package"] if "checksum" in p}
 
+def activated(node, dep):
+    """Whether `node` really uses `dep`: cargo metadata also lists an optional dependency
+    that only a weak feature (`regex?/std`) names, which enables nothing."""
+    name = packages[dep["pkg"]]["name"]
+    declared = [d for d in packages[node]["dependencies"]
+                if (d.get("rename") or d["name"]).replace("-", "_") == dep["name"]
+                and d["kind"] is None]
+    if not any(d["optional"] for d in declared):
+        return True
+    enabled = set(nodes[node]["features"])
+    table = packages[node]["features"]
+    strong = {item for feature in enabled for item in table.get(feature, [])
+              if "?/" not in item}
+    return (name in enabled and name not in table) or "dep:" + name in strong or any(
+        item.split("/")[0] == name for item in strong if "/" in item)
+
+
 # What the binary links: from meshinit along normal (not dev, not build) dependencies.
 root = meta["resolve"]["root"]
 linked, todo = set(), [root]
@@ -32,7 +49,7 @@ while todo:
         continue
     linked.add(node)
     for dep in nodes[node]["deps"]:
-        if any(kind["kind"] is None for kind in dep["dep_kinds"]):
+        if any(kind["kind"] is None for kind in dep["dep_kinds"]) and activated(node, dep):
             todo.append(dep["pkg"])
 
 

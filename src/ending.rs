@@ -68,7 +68,7 @@ impl Ending {
     /// The summary line, and the reason written to `termination_log` when the task did not
     /// run; returns the exit code.
     pub fn conclude(&self, termination_log: Option<&Path>) -> u8 {
-        if crate::logging::enabled(crate::logging::Level::Info) {
+        if log_enabled!(log::Level::Info) {
             summarize(self);
         }
         if let (Some(reason), Some(path)) = (&self.reason, termination_log) {

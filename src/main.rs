@@ -5,6 +5,9 @@
 //! reaping), `sidecar` (waiting for it and making it quit); `run` ties them together.
 
 #[macro_use]
+extern crate log;
+
+#[macro_use]
 mod words;
 #[macro_use]
 mod logging;
@@ -33,12 +36,12 @@ fn main() {
         }
         Ok(Invocation::Run(settings)) => {
             let plan = config::resolve(&settings);
-            logging::init(plan.log, plan.log_format);
+            logging::init(&plan.log, plan.log_format);
             run::run(&plan)
         }
         Err(failure) => {
             let plan = config::resolve(&failure.settings);
-            logging::init(plan.log, plan.log_format);
+            logging::init(&plan.log, plan.log_format);
             logging::always(logging::Level::Error, "usage", &failure.error);
             run::after_usage_error(&plan, &failure.error)
         }

@@ -36,6 +36,7 @@ macro_rules! words {
             }
 
             /// The accepted words: `never, on-failure or always`.
+            #[allow(dead_code)]
             pub fn form() -> String {
                 $crate::words::or_list(Self::WORDS.iter().map(|(_, word)| *word))
             }

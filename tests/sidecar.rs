@@ -579,7 +579,7 @@ fn invalid_values_exit_64_and_the_sidecar_is_still_told_to_quit() {
         ),
         ("MESHINIT_PROCESS_GROUP", "2"),
         ("MESHINIT_GRACE", "1 s"),
-        ("MESHINIT_LOG", "trace"),
+        ("MESHINIT_LOG", "loud"),
         ("ENVOY_ADMIN_API", "127.0.0.1:15000"),
         ("START_WITHOUT_ENVOY", "yes please"),
         ("WAIT_FOR_ENVOY_TIMEOUT", "90"),

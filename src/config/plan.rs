@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::logging::LevelFilter;
-
 use super::compat::Legacy;
 use super::presets::{self, AUTO_CANDIDATES, ISTIO_EXECUTABLES};
 use super::settings::{Action, Keep, Mesh, OnTimeout, Settings};
@@ -34,7 +32,8 @@ pub struct Plan {
     pub forwarding: Forwarding,
     /// After the task exits, how long its process group may take to go after a TERM.
     pub grace: Duration,
-    pub log: LevelFilter,
+    /// env_logger's filter.
+    pub log: String,
     pub log_format: Format,
     /// Where the reason goes when the task never ran (Kubernetes' termination message).
     pub termination_log: Option<PathBuf>,
@@ -83,8 +82,9 @@ pub fn resolve(settings: &Settings) -> Plan {
         grace: settings.grace.unwrap_or(Duration::ZERO),
         log: settings
             .log
-            .or(legacy.quiet.then_some(LevelFilter::Error))
-            .unwrap_or(LevelFilter::Info),
+            .clone()
+            .or(legacy.quiet.then(|| "error".to_owned()))
+            .unwrap_or_else(|| "info".to_owned()),
         log_format: settings.log_format.unwrap_or(Format::Text),
         termination_log: match settings.termination_log.as_deref() {
             None => Some(PathBuf::from(DEFAULT_TERMINATION_LOG)),

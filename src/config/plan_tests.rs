@@ -57,7 +57,7 @@ fn istio_preset_and_defaults() {
     );
     assert_eq!(
         (p.forwarding, p.log),
-        (Forwarding::Process, LevelFilter::Info)
+        (Forwarding::Process, "info".to_owned())
     );
 }
 
@@ -173,7 +173,7 @@ fn meshinit_variables_win_over_scuttles() {
         (Duration::from_secs(90), OnTimeout::Fail)
     );
     assert_eq!(p.keep, Keep::Never);
-    assert_eq!(p.log, LevelFilter::Error);
+    assert_eq!(p.log, "error");
 }
 
 #[test]

@@ -4,8 +4,6 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::logging::LevelFilter;
-
 use super::compat::Legacy;
 use crate::logging::Format;
 
@@ -63,25 +61,14 @@ words! {
 }
 
 words! {
-    /// The levels of `--log`.
+    /// The levels of `--log`, alone or in env_logger's directives (`info,ureq=debug`).
     pub enum LogLevel {
         Off = "off",
         Error = "error",
         Warn = "warn",
         Info = "info",
         Debug = "debug",
-    }
-}
-
-impl LogLevel {
-    pub fn filter(self) -> LevelFilter {
-        match self {
-            LogLevel::Off => LevelFilter::Off,
-            LogLevel::Error => LevelFilter::Error,
-            LogLevel::Warn => LevelFilter::Warn,
-            LogLevel::Info => LevelFilter::Info,
-            LogLevel::Debug => LevelFilter::Debug,
-        }
+        Trace = "trace",
     }
 }
 
@@ -106,7 +93,8 @@ pub struct Settings {
     pub quit_window: Option<Duration>,
     pub process_group: Option<bool>,
     pub grace: Option<Duration>,
-    pub log: Option<LevelFilter>,
+    /// env_logger's filter: a level, or directives such as `info,ureq=debug`.
+    pub log: Option<String>,
     pub log_format: Option<Format>,
     /// The raw path; empty turns the termination message off.
     pub termination_log: Option<String>,

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::duration;
+use super::settings::LogLevel;
 use crate::sidecar::url;
 
 /// A bad command line or variable: one line naming what was wrong and what is accepted.
@@ -37,6 +38,8 @@ impl fmt::Display for UsageError {
 
 pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
 pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it off";
+pub const LOG_FORM: &str =
+    "off, error, warn, info, debug or trace, or env_logger's directives such as info,ureq=debug";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
 
@@ -115,6 +118,30 @@ pub fn boolean(value: &str) -> Option<bool> {
     }
 }
 
+/// env_logger's filter as meshinit accepts it: comma-separated directives, each a level
+/// (`debug`) or a module and a level (`ureq=debug`), levels in any case, and optionally
+/// `/TEXT` at the end (only lines containing TEXT). Anything else is refused here, where
+/// env_logger would print a warning and go on. A module alone, which env_logger reads as
+/// "that module at every level", is refused too: `--log DEBUGG` would silence every line.
+pub fn log_filter(value: &str) -> Option<String> {
+    let directives = value.split_once('/').map_or(value, |(d, _)| d);
+    let module = |name: &str| {
+        !name.is_empty()
+            && name.split("::").all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    let level = |word: &str| LogLevel::parse(word).is_some();
+    let valid = directives
+        .split(',')
+        .map(str::trim)
+        .all(|d| match d.split_once('=') {
+            Some((name, word)) => module(name.trim()) && level(word.trim()),
+            None => level(d),
+        });
+    valid.then(|| value.to_owned())
+}
+
 pub fn positive_duration(value: &str) -> Option<Duration> {
     duration::parse(value).filter(|d| !d.is_zero())
 }
@@ -154,6 +181,33 @@ mod tests {
         );
         assert_eq!(path_list("/a,envoy"), None);
         assert_eq!(path_list(""), None);
+    }
+
+    #[test]
+    fn log_filters() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "info,ureq=debug",
+            "ureq=trace",
+            "meshinit::sidecar=debug",
+            "warn/quit",
+        ] {
+            assert_eq!(log_filter(good).as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "",
+            "loud",
+            "ureq",
+            "info,",
+            "=debug",
+            "ureq=loud",
+            "a b",
+            "ureq==debug",
+        ] {
+            assert_eq!(log_filter(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! meshinit's own log lines on stderr, in one of two formats:
+//! meshinit's log lines. Every line is a `log` record — `info!(phase = "wait", url = u;
+//! "waiting for {u}")`, the fields being `log`'s key-values — and `env_logger` is the
+//! backend: its filter (`--log`/`MESHINIT_LOG`: a level, or env_logger's syntax such as
+//! `info,ureq=debug`) picks the lines, and its format hook writes one of two formats:
 //! - text: `meshinit +12ms info: ...`, the time being since meshinit started, so that each
 //!   phase of a run can be read off the log;
 //! - json: one object per line with the wall-clock time, the level, the message and the
-//!   line's structured fields (`phase`, `url`, `code`, ...), for log pipelines.
+//!   line's fields (`phase`, `url`, `code`, ...), for log pipelines.
+//!
+//! ureq's own records reach the same sink (at debug, with their target).
 //!
 //! A line is written only when stderr can take it at once: a full pipe, a reader that went
 //! away or a closed descriptor drops the line instead of blocking or killing PID 1; a line
@@ -10,12 +15,12 @@
 
 mod json;
 
+use std::borrow::Cow;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-pub use log::{Level, LevelFilter};
+pub use log::Level;
 
 words! {
     /// How a line looks.
@@ -25,76 +30,15 @@ words! {
     }
 }
 
-/// A structured field's value.
-#[derive(Clone, Copy, Debug)]
-pub enum Field<'a> {
-    Str(&'a str),
+/// A field's value as a line shows it.
+#[derive(Clone, Debug)]
+enum Field<'a> {
+    Str(Cow<'a, str>),
     Int(i64),
     Null,
 }
 
-impl<'a> From<&'a str> for Field<'a> {
-    fn from(value: &'a str) -> Self {
-        Field::Str(value)
-    }
-}
-
-impl From<u64> for Field<'_> {
-    fn from(value: u64) -> Self {
-        Field::Int(i64::try_from(value).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<i32> for Field<'_> {
-    fn from(value: i32) -> Self {
-        Field::Int(i64::from(value))
-    }
-}
-
-impl From<u8> for Field<'_> {
-    fn from(value: u8) -> Self {
-        Field::Int(i64::from(value))
-    }
-}
-
-impl<'a, T: Into<Field<'a>>> From<Option<T>> for Field<'a> {
-    fn from(value: Option<T>) -> Self {
-        value.map_or(Field::Null, Into::into)
-    }
-}
-
-impl From<u16> for Field<'_> {
-    fn from(value: u16) -> Self {
-        Field::Int(i64::from(value))
-    }
-}
-
-/// A log line at `$level` with optional fields: `event!(Level::Info, phase = "wait", url =
-/// u; "waiting for {u}")`. The fields appear in JSON lines; text lines show the message.
-macro_rules! event {
-    ($level:expr, $($key:ident = $value:expr),+ ; $($arg:tt)+) => {
-        if $crate::logging::enabled($level) {
-            $crate::logging::emit(
-                $level,
-                format_args!($($arg)+),
-                &[$((stringify!($key), $crate::logging::Field::from($value))),+],
-            )
-        }
-    };
-    ($level:expr, $($arg:tt)+) => {
-        if $crate::logging::enabled($level) {
-            $crate::logging::emit($level, format_args!($($arg)+), &[])
-        }
-    };
-}
-macro_rules! error { ($($arg:tt)+) => { event!($crate::logging::Level::Error, $($arg)+) }; }
-macro_rules! warn { ($($arg:tt)+) => { event!($crate::logging::Level::Warn, $($arg)+) }; }
-macro_rules! info { ($($arg:tt)+) => { event!($crate::logging::Level::Info, $($arg)+) }; }
-macro_rules! debug { ($($arg:tt)+) => { event!($crate::logging::Level::Debug, $($arg)+) }; }
-
 static START: OnceLock<Instant> = OnceLock::new();
-/// The most verbose level written, as `LevelFilter as u8`; off until `init`.
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
 static FORMAT: OnceLock<Format> = OnceLock::new();
 
 /// Marks the start of the run; call first thing in main.
@@ -112,31 +56,83 @@ pub fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Sets the level and the format; the first call decides the format.
-pub fn init(level: LevelFilter, format: Format) {
+/// Installs env_logger with `filter` (already checked by the configuration) and `format`.
+/// With `off` nothing is installed: `log`'s macros then cost a comparison.
+pub fn init(filter: &str, format: Format) {
     FORMAT.get_or_init(|| format);
-    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+    if filter.eq_ignore_ascii_case("off") {
+        return;
+    }
+    let mut builder = env_logger::Builder::new();
+    builder
+        .parse_filters(filter)
+        .format(move |out, record| out.write_all(record_line(format, record).as_bytes()))
+        .target(env_logger::Target::Pipe(Box::new(Stderr)));
+    // Only fails when a logger is already installed, which main does not do twice.
+    let _ = builder.try_init();
 }
 
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
-}
-
-/// Writes one line whatever the level (a usage error must be seen with `--log off` too),
+/// Writes one line whatever the filter (a usage error must be seen with `--log off` too),
 /// in the chosen format, or text before one is chosen.
 pub fn always(level: Level, phase: &str, message: &dyn std::fmt::Display) {
-    emit(
-        level,
-        format_args!("{message}"),
-        &[("phase", Field::Str(phase))],
-    );
+    let format = FORMAT.get().copied().unwrap_or(Format::Text);
+    let fields = [("phase", Field::Str(phase.into()))];
+    let _ = Stderr.write_all(fitted(format, level, None, &message.to_string(), &fields).as_bytes());
 }
 
-/// Writes one line, already filtered by level.
-pub fn emit(level: Level, message: std::fmt::Arguments, fields: &[(&str, Field)]) {
-    let format = FORMAT.get().copied().unwrap_or(Format::Text);
-    let message = message.to_string();
-    let _ = Stderr.write_all(fitted(format, level, &message, fields).as_bytes());
+/// A record as a line: its message, its key-values, and its target when it is not
+/// meshinit's own (ureq's, say).
+fn record_line(format: Format, record: &log::Record) -> String {
+    let mut fields = Fields(Vec::new());
+    let _ = record.key_values().visit(&mut fields);
+    let target = record.target();
+    let foreign = (!target.starts_with("meshinit")).then_some(target);
+    let message = record.args().to_string();
+    fitted(format, record.level(), foreign, &message, &fields.0)
+}
+
+/// Collects a record's key-values.
+struct Fields<'a>(Vec<(String, Field<'a>)>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields<'kvs> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let mut field = FieldOf(Field::Null);
+        value.visit(&mut field)?;
+        self.0.push((key.as_str().to_owned(), field.0));
+        Ok(())
+    }
+}
+
+/// One value as a field: numbers stay numbers, `None` is null, strings are text. Those
+/// are all meshinit's fields hold; anything else is null (formatting any value would bring
+/// in, among others, float formatting, for nothing).
+struct FieldOf<'v>(Field<'v>);
+
+impl<'v> log::kv::VisitValue<'v> for FieldOf<'v> {
+    fn visit_any(&mut self, _: log::kv::Value) -> Result<(), log::kv::Error> {
+        self.0 = Field::Null;
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), log::kv::Error> {
+        self.0 = Field::Int(i64::try_from(value).unwrap_or(i64::MAX));
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), log::kv::Error> {
+        self.0 = Field::Int(value);
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), log::kv::Error> {
+        self.0 = Field::Str(value.to_owned().into());
+        Ok(())
+    }
+    fn visit_borrowed_str(&mut self, value: &'v str) -> Result<(), log::kv::Error> {
+        self.0 = Field::Str(value.into());
+        Ok(())
+    }
 }
 
 /// The longest line written: what one write to a pipe with a single free slot takes whole
@@ -145,8 +141,14 @@ pub const MAX_LINE: usize = 4096;
 
 /// The line, with its message and string fields cut (each marked) when it would be longer
 /// than `MAX_LINE`.
-fn fitted(format: Format, level: Level, message: &str, fields: &[(&str, Field)]) -> String {
-    let whole = line(format, level, message, fields, usize::MAX);
+fn fitted<K: AsRef<str>>(
+    format: Format,
+    level: Level,
+    target: Option<&str>,
+    message: &str,
+    fields: &[(K, Field)],
+) -> String {
+    let whole = line(format, level, target, message, fields, usize::MAX);
     if whole.len() <= MAX_LINE {
         return whole;
     }
@@ -157,7 +159,7 @@ fn fitted(format: Format, level: Level, message: &str, fields: &[(&str, Field)])
     // Room for the fixed parts; JSON escaping may still grow a value, hence the retries.
     let mut cap = (MAX_LINE - 256) / strings;
     loop {
-        let cut = line(format, level, message, fields, cap);
+        let cut = line(format, level, target, message, fields, cap);
         if cut.len() <= MAX_LINE || cap <= 64 {
             return cut;
         }
@@ -167,7 +169,7 @@ fn fitted(format: Format, level: Level, message: &str, fields: &[(&str, Field)])
 
 /// `text` whole when it has at most `cap` bytes; else its start, at a character boundary,
 /// and a marker saying how long it was.
-fn cut(text: &str, cap: usize) -> std::borrow::Cow<'_, str> {
+fn cut(text: &str, cap: usize) -> Cow<'_, str> {
     if text.len() <= cap {
         return text.into();
     }
@@ -180,17 +182,21 @@ fn cut(text: &str, cap: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// One whole line, newline included, each string value cut to `cap` bytes.
-fn line(
+fn line<K: AsRef<str>>(
     format: Format,
     level: Level,
+    target: Option<&str>,
     message: &str,
-    fields: &[(&str, Field)],
+    fields: &[(K, Field)],
     cap: usize,
 ) -> String {
     let level = level.as_str().to_ascii_lowercase();
     let message = cut(message, cap);
     match format {
-        Format::Text => format!("meshinit +{}ms {level}: {message}\n", elapsed_ms()),
+        Format::Text => {
+            let target = target.map(|t| format!("{t}: ")).unwrap_or_default();
+            format!("meshinit +{}ms {level}: {target}{message}\n", elapsed_ms())
+        }
         Format::Json => {
             let mut out = String::with_capacity(160);
             out.push_str("{\"time\":\"");
@@ -201,9 +207,13 @@ fn line(
             out.push_str(&elapsed_ms().to_string());
             out.push_str(",\"msg\":");
             json::string(&mut out, &message);
+            if let Some(target) = target {
+                out.push_str(",\"target\":");
+                json::string(&mut out, target);
+            }
             for (key, value) in fields {
                 out.push(',');
-                json::string(&mut out, key);
+                json::string(&mut out, key.as_ref());
                 out.push(':');
                 match value {
                     Field::Str(text) => json::string(&mut out, &cut(text, cap)),

@@ -14,8 +14,9 @@ fn json_line(msg: &str, value: &str) -> String {
     line(
         Format::Json,
         Level::Warn,
+        None,
         msg,
-        &[("value", Field::Str(value))],
+        &[("value", Field::Str(value.into()))],
         usize::MAX,
     )
 }
@@ -120,31 +121,41 @@ fn python_check(input: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A record as log's macros make it, through the format hook.
+fn record_line_of(format: Format, target: &str, kv: &[(&str, log::kv::Value)]) -> String {
+    let source: &dyn log::kv::Source = &kv;
+    let record = log::Record::builder()
+        .args(format_args!("task exited"))
+        .level(Level::Info)
+        .target(target)
+        .key_values(source)
+        .build();
+    record_line(format, &record)
+}
+
 #[test]
 fn numbers_and_nulls_stay_numbers_and_nulls() {
-    let fields = [
-        ("code", Field::from(3u8)),
-        ("status", Field::from(None::<u16>)),
+    let none: Option<u16> = None;
+    let kv = [
+        ("code", log::kv::Value::from(3u8)),
+        ("status", log::kv::ToValue::to_value(&none)),
+        ("phase", log::kv::Value::from("task")),
     ];
-    let line = line(
-        Format::Json,
-        Level::Info,
-        "task exited",
-        &fields,
-        usize::MAX,
+    let line = record_line_of(Format::Json, "meshinit::run", &kv);
+    assert!(
+        line.ends_with(",\"msg\":\"task exited\",\"code\":3,\"status\":null,\"phase\":\"task\"}\n"),
+        "{line}"
     );
-    assert!(line.ends_with(",\"code\":3,\"status\":null}\n"), "{line}");
-    let text = super::line(
-        Format::Text,
-        Level::Info,
-        "task exited",
-        &fields,
-        usize::MAX,
-    );
+    let text = record_line_of(Format::Text, "meshinit::run", &kv);
     assert!(
         text.starts_with("meshinit +") && text.ends_with(" info: task exited\n"),
         "{text}"
     );
+    // Another crate's record (ureq's) says whose it is.
+    let text = record_line_of(Format::Text, "ureq::run", &[]);
+    assert!(text.ends_with(" info: ureq::run: task exited\n"), "{text}");
+    let json = record_line_of(Format::Json, "ureq::run", &[]);
+    assert!(json.ends_with(",\"target\":\"ureq::run\"}\n"), "{json}");
 }
 
 #[test]
@@ -159,8 +170,11 @@ fn long_lines_are_cut_to_what_one_pipe_write_takes_whole() {
     // Multi-byte characters and characters JSON escapes six-fold, well past the limit.
     let long = "é\u{1}x".repeat(5_000);
     for format in [Format::Text, Format::Json] {
-        let fields = [("url", Field::Str(&long)), ("code", Field::from(3u8))];
-        let text = fitted(format, Level::Info, &long, &fields);
+        let fields = [
+            ("url", Field::Str(long.as_str().into())),
+            ("code", Field::Int(3)),
+        ];
+        let text = fitted(format, Level::Info, None, &long, &fields);
         assert!(text.len() <= MAX_LINE, "{format:?}: {} bytes", text.len());
         assert!(
             text.ends_with('\n') && text.contains(" [cut: 20000 bytes]"),
@@ -170,14 +184,15 @@ fn long_lines_are_cut_to_what_one_pipe_write_takes_whole() {
     let json = fitted(
         Format::Json,
         Level::Info,
+        None,
         &long,
-        &[("url", Field::Str(&long))],
+        &[("url", Field::Str(long.as_str().into()))],
     );
     assert!(
         json.ends_with("}\n") && json.contains("\"url\":\""),
         "{json}"
     );
     // A line that fits is left whole.
-    let short = fitted(Format::Text, Level::Info, "short", &[]);
+    let short = fitted::<&str>(Format::Text, Level::Info, None, "short", &[]);
     assert!(short.ends_with(" info: short\n"), "{short}");
 }

@@ -180,7 +180,7 @@ fn attempt<'a>(
                 _ => Level::Warn,
             };
             let error = reply.error();
-            event!(
+            log!(
                 level,
                 phase = "quit", url = shown.as_str(), status = reply.status(),
                 error = error.as_deref();

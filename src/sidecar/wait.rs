@@ -196,7 +196,7 @@ impl<'a> Pacer<'a> {
     fn say(&self, level: Level, text: &str) {
         let shown = url::shown(&self.last.0);
         let error = self.last.1.error();
-        event!(
+        log!(
             level,
             phase = "wait", url = shown.as_str(), status = self.last.1.status(),
             error = error.as_deref(), elapsed_ms = millis(self.start.elapsed());
