@@ -434,3 +434,37 @@ fn a_long_line_never_blocks_on_a_pipe_with_one_free_slot() {
     assert!(waiting.len() < 4096, "{} bytes", waiting.len());
     assert!(waiting.contains(" [cut: "), "{waiting}");
 }
+
+#[test]
+fn the_log_filter_is_env_loggers() {
+    // A level for meshinit, another for ureq: ureq's own records reach the same sink.
+    let args = [
+        "--log",
+        "info,ureq=debug",
+        "--mesh",
+        "none",
+        "--ready-url",
+        "http://127.0.0.1:9/ready",
+        "--timeout",
+        "200ms",
+        "--quit-window=0",
+        "--",
+        "true",
+    ];
+    let out = run_plain(&args);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(out.stderr.contains(" debug: ureq"), "{}", out.stderr);
+    // meshinit's own debug lines stay out at info.
+    assert!(!out.stderr.contains("debug: not PID 1"), "{}", out.stderr);
+    // A bare word that is no level would silence every line: refused.
+    let out = run_plain(&["--log", "DEBUGG", "--", "true"]);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--log: invalid value 'DEBUGG'"),
+        "{}",
+        out.stderr
+    );
+    // warn: no info line, not even the summary.
+    let out = run_plain(&["--log", "warn", "--mesh", "none", "--", "true"]);
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
+}
