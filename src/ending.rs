@@ -1,12 +1,45 @@
-//! How a run ended: meshinit's exit code, where it came from, why the task did not run
-//! (when it did not), how long each phase took — said in one summary line, and written as
-//! the termination message when the task never ran.
+//! How a run ends: the exit code meshinit chooses and where it came from, why the task did
+//! not run (when it did not), how long each phase took — said in one summary line, and
+//! written as Kubernetes' termination message when the task never ran.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::logging::millis;
-use crate::termination;
+
+/// Every exit code meshinit itself chooses, in one place. The task's own code passes
+/// through untouched; these are the codes for what went wrong around it.
+pub mod exit {
+    /// sysexits EX_USAGE: the command line or a variable is wrong.
+    pub const USAGE: u8 = 64;
+    /// sysexits EX_UNAVAILABLE: the sidecar was not ready in time (or, for `quit`, not stopped).
+    pub const UNAVAILABLE: u8 = 69;
+    /// sysexits EX_SOFTWARE: meshinit itself failed.
+    pub const SOFTWARE: u8 = 70;
+    /// The shell's code for a command that exists but cannot be run.
+    pub const CANNOT_RUN: u8 = 126;
+    /// The shell's code for a command that is not found.
+    pub const NOT_FOUND: u8 = 127;
+
+    /// The shell's code for a process ended by signal `sig`: 128+N.
+    pub fn signalled(sig: libc::c_int) -> u8 {
+        // Signal numbers are 1..=64, so the sum stays below 256.
+        128u8.saturating_add(u8::try_from(sig).unwrap_or(127))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn signal_codes() {
+            assert_eq!(super::signalled(libc::SIGTERM), 143);
+            assert_eq!(super::signalled(libc::SIGKILL), 137);
+            assert_eq!(super::signalled(64), 192);
+        }
+    }
+}
 
 /// Where meshinit's exit code came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,7 +105,7 @@ impl Ending {
             summarize(self);
         }
         if let (Some(reason), Some(path)) = (&self.reason, termination_log) {
-            termination::write(path, &format!("meshinit: {reason} (exit {})", self.code));
+            write_termination_message(path, &format!("meshinit: {reason} (exit {})", self.code));
         }
         self.code
     }
@@ -97,4 +130,34 @@ fn summarize(ending: &Ending) {
         quit_ms = phase_ms(ending.quit);
         "{summary}"
     );
+}
+
+/// Kubernetes keeps at most 4096 bytes of it.
+const MAX_BYTES: usize = 4_000;
+
+/// The Kubernetes termination message: when a run ends without the task having run, one
+/// short line with the reason goes to the file the kubelet reads (`/dev/termination-log` by
+/// default), so that `kubectl describe pod` shows why. Never when the task ran: the task may
+/// write its own.
+///
+/// Writes `line` to `path` when that file exists and may be written; says at debug level
+/// why not otherwise. Never creates the file, never blocks on it.
+fn write_termination_message(path: &Path, line: &str) {
+    let mut end = line.len().min(MAX_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let result = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .and_then(|mut file| file.write_all(format!("{}\n", &line[..end]).as_bytes()));
+    match result {
+        Ok(()) => debug!("termination message written to {}", path.display()),
+        Err(err) => debug!(
+            "no termination message written to {}: {err}",
+            path.display()
+        ),
+    }
 }

@@ -13,11 +13,9 @@ mod words;
 mod logging;
 mod config;
 mod ending;
-mod exit;
 mod init;
 mod run;
 mod sidecar;
-mod termination;
 
 #[cfg(test)]
 mod fuzzing;
@@ -25,6 +23,7 @@ mod fuzzing;
 use std::io::Write;
 
 use config::{Invocation, Special};
+use ending::exit;
 
 fn main() {
     logging::mark_start();

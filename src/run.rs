@@ -5,10 +5,11 @@
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
+use crate::config::settings::Keep;
 use crate::config::{Action, OnTimeout, Plan, UsageError};
+use crate::ending::exit;
 use crate::ending::{Ending, Source};
-use crate::exit;
-use crate::init::child;
+use crate::init::child::{self, Child, SpawnError};
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor::{self, Ended};
 use crate::logging::millis;
@@ -16,15 +17,62 @@ use crate::sidecar::endpoints::Endpoints;
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::wait::{self, Waited};
 
-/// How the wait ended, for the quit at the end.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    /// Ready, or never looked for: quit it as it is.
-    Sidecar,
-    /// The wait gave up on it: it may still come, within the quit window.
-    Late,
+/// How the wait for the sidecar came out, as far as the quit at the end cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// Ready.
+    Ready,
     /// The search found none: one may have come since.
     Nothing,
+    /// The wait gave up on it: it may still come.
+    TimedOut,
+    /// A termination signal ended the wait.
+    Signalled,
+    /// The run ended before the wait (a usage error, a command that cannot run).
+    NotAsked,
+}
+
+/// What to do with the sidecar at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quit {
+    /// Leave it running (--keep-sidecar); `say`: it was there, so say so.
+    Keep { say: bool },
+    /// Tell it now.
+    Now,
+    /// Tell it, asking again for --quit-window while nothing listens: it may come late.
+    WithinWindow,
+    /// None was found: tell whichever came since, once and quietly.
+    IfOneCame,
+}
+
+/// The one decision about the sidecar at the end: quit or keep, now or within the window.
+fn decide(found: Found, on_timeout: OnTimeout, keep: Keep, code: u8) -> Quit {
+    if !keep.quits_after(code) {
+        return Quit::Keep {
+            say: found != Found::Nothing,
+        };
+    }
+    match (found, on_timeout) {
+        (Found::Nothing, _) => Quit::IfOneCame,
+        // With `start` the task's run gave the sidecar its time to come.
+        (Found::TimedOut, OnTimeout::Fail) => Quit::WithinWindow,
+        (Found::TimedOut, OnTimeout::Start)
+        | (Found::Ready | Found::Signalled | Found::NotAsked, _) => Quit::Now,
+    }
+}
+
+/// A run on its way to the quit: how it ended, and the sidecar as the wait left it.
+struct Outcome {
+    ending: Ending,
+    sidecar: Endpoints,
+    found: Found,
+}
+
+impl Outcome {
+    fn waited(mut self, wait: Option<Duration>) -> Outcome {
+        self.ending.wait = wait;
+        self
+    }
 }
 
 pub fn run(plan: &Plan) -> u8 {
@@ -35,7 +83,7 @@ pub fn run(plan: &Plan) -> u8 {
             let reason = format!("cannot block signals: {err}");
             error!("{reason}");
             let ending = Ending::new(exit::SOFTWARE, Source::Internal).because(reason);
-            finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending)
+            finish(plan, &plan.sidecar.to_quit(), Found::NotAsked, None, ending)
         }
     };
     conclude(plan, &ending)
@@ -49,7 +97,7 @@ pub fn after_usage_error(plan: &Plan, error: &UsageError) -> u8 {
     let ending = match plan.action {
         Some(Action::Wait | Action::Quit) => ending,
         Some(Action::Run(_)) | None => {
-            finish(plan, &plan.sidecar.to_quit(), Seen::Sidecar, None, ending)
+            finish(plan, &plan.sidecar.to_quit(), Found::NotAsked, None, ending)
         }
     };
     conclude(plan, &ending)
@@ -73,7 +121,16 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
         }
     }
     match &plan.action {
-        Some(Action::Run(command)) => run_task(plan, command, signals),
+        Some(Action::Run(command)) => {
+            let (Ok(outcome) | Err(outcome)) = run_task(plan, command, signals);
+            finish(
+                plan,
+                &outcome.sidecar,
+                outcome.found,
+                Some(signals),
+                outcome.ending,
+            )
+        }
         // parse refuses a run without a COMMAND.
         None => Ending::new(exit::SOFTWARE, Source::Internal).because("no COMMAND"),
         Some(Action::Wait) => {
@@ -90,7 +147,7 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
             let began = Instant::now();
             let sidecar = plan.sidecar.to_quit();
             let quit = sidecar.is_empty()
-                || quit::quit(&sidecar, limits(plan, Seen::Sidecar), Some(signals));
+                || quit::quit(&sidecar, limits(plan, Duration::ZERO), Some(signals));
             let code = if quit { 0 } else { exit::UNAVAILABLE };
             let mut ending = Ending::new(code, Source::Quit);
             ending.quit = Some(began.elapsed());
@@ -99,61 +156,20 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
     }
 }
 
-fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Ending {
+/// Waits for the sidecar, then runs and supervises the task. `Err`: the run ended before
+/// the task could (the sidecar is still to be told, as after the task).
+// Both arms are the one Outcome of the run, made once: its size costs nothing.
+#[allow(clippy::result_large_err)]
+fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Result<Outcome, Outcome> {
     // A typo in the command fails now, not after the whole wait for the sidecar.
-    if let Err(err) = child::find(command) {
-        error!("{err}");
-        let ending = Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string());
-        return finish(
-            plan,
-            &plan.sidecar.to_quit(),
-            Seen::Sidecar,
-            Some(signals),
-            ending,
-        );
-    }
+    child::find(command)
+        .map_err(|err| cannot_run(&err, plan.sidecar.to_quit(), Found::NotAsked))?;
     let began = Instant::now();
     let waited = wait::wait(&plan.sidecar, plan.timeout, signals);
-    let waited_for = began.elapsed();
-    let stop = |ending: Ending, sidecar: &Endpoints, seen| {
-        let ending = Ending {
-            wait: Some(waited_for),
-            ..ending
-        };
-        finish(plan, sidecar, seen, Some(signals), ending)
-    };
-    let (sidecar, seen) = match waited {
-        Waited::Ready(sidecar) => (sidecar, Seen::Sidecar),
-        Waited::NoSidecar => (plan.sidecar.to_quit(), Seen::Nothing),
-        Waited::TimedOut(sidecar) => match plan.on_timeout {
-            OnTimeout::Fail => {
-                let reason = format!(
-                    "the sidecar was not ready within {}ms",
-                    millis(plan.timeout)
-                );
-                let ending = Ending::new(exit::UNAVAILABLE, Source::Timeout).because(reason);
-                return stop(ending, &sidecar, Seen::Late);
-            }
-            // The task's run gave the sidecar time to come: it is quit once at the end.
-            OnTimeout::Start => {
-                warn!("starting the task without a ready sidecar (--on-timeout start)");
-                (sidecar, Seen::Sidecar)
-            }
-        },
-        Waited::Signalled(sig, sidecar) => {
-            let reason = format!("SIG{} before the task started", signals::name(sig));
-            let ending = Ending::new(exit::signalled(sig), Source::Signal).because(reason);
-            return stop(ending, &sidecar, Seen::Sidecar);
-        }
-    };
-    let task = match child::spawn(command) {
-        Ok(task) => task,
-        Err(err) => {
-            error!("{err}");
-            let ending = Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string());
-            return stop(ending, &sidecar, seen);
-        }
-    };
+    let wait = Some(began.elapsed());
+    let (sidecar, found) = ready_to_start(plan, waited).map_err(|o| o.waited(wait))?;
+    let task = child::spawn(command)
+        .map_err(|err| cannot_run(&err, sidecar.clone(), found).waited(wait))?;
     // argv[0] only: the arguments may hold secrets.
     let program = command[0].to_string_lossy();
     info!(
@@ -162,19 +178,74 @@ fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Ending {
         task.pid
     );
     let started = Instant::now();
-    let ended = supervisor::supervise(signals, task, plan.forwarding);
-    let ran_for = started.elapsed();
-    let ending = match ended {
+    let mut ending = supervise(plan, signals, task);
+    ending.wait = wait;
+    ending.task = Some(started.elapsed());
+    Ok(Outcome {
+        ending,
+        sidecar,
+        found,
+    })
+}
+
+/// Whether the wait lets the task start: the sidecar to quit at the end, and how it was
+/// found; `Err` when the run ends here.
+#[allow(clippy::result_large_err)]
+fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Outcome> {
+    match waited {
+        Waited::Ready(sidecar) => Ok((sidecar, Found::Ready)),
+        Waited::NoSidecar => Ok((plan.sidecar.to_quit(), Found::Nothing)),
+        Waited::TimedOut(sidecar) => match plan.on_timeout {
+            OnTimeout::Fail => {
+                let reason = format!(
+                    "the sidecar was not ready within {}ms",
+                    millis(plan.timeout)
+                );
+                Err(Outcome {
+                    ending: Ending::new(exit::UNAVAILABLE, Source::Timeout).because(reason),
+                    sidecar,
+                    found: Found::TimedOut,
+                })
+            }
+            OnTimeout::Start => {
+                warn!("starting the task without a ready sidecar (--on-timeout start)");
+                Ok((sidecar, Found::TimedOut))
+            }
+        },
+        Waited::Signalled(sig, sidecar) => {
+            let reason = format!("SIG{} before the task started", signals::name(sig));
+            Err(Outcome {
+                ending: Ending::new(exit::signalled(sig), Source::Signal).because(reason),
+                sidecar,
+                found: Found::Signalled,
+            })
+        }
+    }
+}
+
+fn cannot_run(err: &SpawnError, sidecar: Endpoints, found: Found) -> Outcome {
+    error!("{err}");
+    Outcome {
+        ending: Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string()),
+        sidecar,
+        found,
+    }
+}
+
+/// Supervises the task to its end (and its process group's, with --grace).
+fn supervise(plan: &Plan, signals: &Signals, task: Child) -> Ending {
+    let started = Instant::now();
+    match supervisor::supervise(signals, task, plan.forwarding) {
         Ok(ended) => {
             let code = ended.code();
+            let ran = millis(started.elapsed());
             match ended {
                 Ended::Exited(_) => info!(
-                    phase = "task", code = code, elapsed_ms = millis(ran_for);
+                    phase = "task", code = code, elapsed_ms = ran;
                     "task exited with code {code}"
                 ),
                 Ended::Killed(sig) => info!(
-                    phase = "task", code = code, signal = signals::name(sig),
-                    elapsed_ms = millis(ran_for);
+                    phase = "task", code = code, signal = signals::name(sig), elapsed_ms = ran;
                     "task killed by SIG{} (exit {code})",
                     signals::name(sig)
                 ),
@@ -188,52 +259,46 @@ fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Ending {
             error!("waiting for signals: {err}");
             Ending::new(exit::SOFTWARE, Source::Internal)
         }
-    };
-    let ending = Ending {
-        task: Some(ran_for),
-        ..ending
-    };
-    stop(ending, &sidecar, seen)
-}
-
-fn limits(plan: &Plan, seen: Seen) -> Limits {
-    Limits {
-        budget: plan.quit_budget,
-        confirm: plan.quit_wait,
-        window: match seen {
-            Seen::Late => plan.quit_window,
-            Seen::Sidecar | Seen::Nothing => Duration::ZERO,
-        },
     }
 }
 
-/// Tells the sidecar to quit unless --keep-sidecar keeps it for this exit code; the code
-/// is meshinit's whatever happened to the sidecar.
+fn limits(plan: &Plan, window: Duration) -> Limits {
+    Limits {
+        budget: plan.quit_budget,
+        confirm: plan.quit_wait,
+        window,
+    }
+}
+
+/// Tells the sidecar to quit as `decide` says; the code is meshinit's whatever happened
+/// to the sidecar.
 fn finish(
     plan: &Plan,
     sidecar: &Endpoints,
-    seen: Seen,
+    found: Found,
     signals: Option<&Signals>,
     mut ending: Ending,
 ) -> Ending {
     if sidecar.is_empty() {
         return ending;
     }
-    if !plan.keep.quits_after(ending.code) {
-        // Only a sidecar that was there is said to be left running.
-        if seen != Seen::Nothing {
-            info!(
-                "leaving the sidecar running (--keep-sidecar, exit code {})",
-                ending.code
-            );
-        }
-        return ending;
-    }
     let began = Instant::now();
-    match seen {
-        Seen::Nothing => quit::quit_latecomer(sidecar, plan.quit_budget),
-        Seen::Sidecar | Seen::Late => {
-            quit::quit(sidecar, limits(plan, seen), signals);
+    match decide(found, plan.on_timeout, plan.keep, ending.code) {
+        Quit::Keep { say } => {
+            if say {
+                info!(
+                    "leaving the sidecar running (--keep-sidecar, exit code {})",
+                    ending.code
+                );
+            }
+            return ending;
+        }
+        Quit::IfOneCame => quit::quit_latecomer(sidecar, plan.quit_budget),
+        Quit::Now => {
+            quit::quit(sidecar, limits(plan, Duration::ZERO), signals);
+        }
+        Quit::WithinWindow => {
+            quit::quit(sidecar, limits(plan, plan.quit_window), signals);
         }
     }
     ending.quit = Some(began.elapsed());
@@ -247,4 +312,54 @@ fn conclude(plan: &Plan, ending: &Ending) -> u8 {
         Some(Action::Run(_)) | None => plan.termination_log.as_deref(),
     };
     ending.conclude(termination_log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_combination_of_the_end_decision() {
+        use Found::*;
+        let all_found = [Ready, Nothing, TimedOut, Signalled, NotAsked];
+        for found in all_found {
+            for on_timeout in [OnTimeout::Fail, OnTimeout::Start] {
+                for keep in [Keep::Never, Keep::OnFailure, Keep::Always] {
+                    for code in [0, 1] {
+                        let kept = keep == Keep::Always || (keep == Keep::OnFailure && code != 0);
+                        let expected = if kept {
+                            Quit::Keep {
+                                say: found != Nothing,
+                            }
+                        } else if found == Nothing {
+                            Quit::IfOneCame
+                        } else if found == TimedOut && on_timeout == OnTimeout::Fail {
+                            Quit::WithinWindow
+                        } else {
+                            Quit::Now
+                        };
+                        assert_eq!(
+                            decide(found, on_timeout, keep, code),
+                            expected,
+                            "{found:?} {on_timeout:?} {keep:?} exit {code}"
+                        );
+                    }
+                }
+            }
+        }
+        // The ones a reader checks first.
+        assert_eq!(decide(Ready, OnTimeout::Fail, Keep::Never, 3), Quit::Now);
+        assert_eq!(
+            decide(TimedOut, OnTimeout::Fail, Keep::Never, 69),
+            Quit::WithinWindow
+        );
+        assert_eq!(
+            decide(Signalled, OnTimeout::Fail, Keep::OnFailure, 143),
+            Quit::Keep { say: true }
+        );
+        assert_eq!(
+            decide(Nothing, OnTimeout::Fail, Keep::Always, 0),
+            Quit::Keep { say: false }
+        );
+    }
 }

@@ -386,3 +386,45 @@ fn the_task_is_handed_the_terminal_as_pid1_of_a_new_namespace_too() {
         assert_eq!(out.code, Some(0), "{wrapper:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn meshinit_runs_on_one_thread() {
+    // What the SAFETY notes rest on (src/init/mod.rs): one thread while meshinit waits
+    // (with a host name to look up, in a forked process) and while it supervises the task.
+    let threads = |pid: i32| -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let mut running = start(
+        meshinit(
+            Mode::Plain,
+            &[
+                "--ready-url",
+                "http://sidecar.invalid:9/ready",
+                "--timeout",
+                "2s",
+                "--on-timeout",
+                "start",
+                "--",
+                "sh",
+                "-c",
+                "echo started; sleep 1",
+            ],
+        ),
+        Mode::Plain,
+    );
+    let pid = running.meshinit_pid();
+    running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
+    for _ in 0..10 {
+        let n = threads(pid);
+        assert!(n == "1" || n.is_empty(), "{n} threads while waiting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.expect_line(|l| l == "started", LIMIT);
+    assert_eq!(threads(pid), "1", "while the task runs");
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}

@@ -19,8 +19,9 @@ impl Environment {
     /// The variables of this process whose name `wanted` accepts.
     pub fn from_process(wanted: impl Fn(&str) -> bool) -> Environment {
         let mut vars = Vec::new();
-        // SAFETY: meshinit has one thread and changes no variable, so `environ` stays as the
-        // kernel and libc laid it out: valid NUL-terminated strings up to a null pointer.
+        // SAFETY: one thread (see init/mod.rs), and meshinit changes no variable, so
+        // `environ` stays as the kernel and libc laid it out: valid NUL-terminated strings
+        // up to a null pointer.
         unsafe {
             let mut entry = environ;
             while !entry.is_null() && !(*entry).is_null() {

@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::exit;
+use crate::ending::exit;
 
 /// The highest signal number the kernel knows (including real-time ones).
 const LAST_SIGNAL: libc::c_int = 64;
@@ -147,9 +147,12 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         take_terminal,
         failure: None,
     };
+    #[cfg(debug_assertions)]
+    debug_assert!(super::one_thread(), "clone with other threads running");
     // SAFETY: CLONE_VM|CLONE_VFORK runs `child_main` on CHILD_STACK with meshinit's memory
-    // and suspends this (only) thread until the child execs or exits, so nothing else
-    // touches `shared` or the stack meanwhile. The stack is used by one child at a time.
+    // and suspends this thread, meshinit's one (see init/mod.rs), until the child execs or
+    // exits, so nothing else touches `shared` or the stack meanwhile. The stack is used by
+    // one child at a time.
     let pid = unsafe {
         let stack = std::ptr::addr_of_mut!(CHILD_STACK).cast::<u8>();
         libc::clone(
@@ -184,6 +187,10 @@ struct Shared {
     failure: Option<(Step, i32)>,
 }
 
+/// The child's stack until exec. What runs on it: setpgid, tcsetpgrp, 64 raw
+/// rt_sigaction calls, sigprocmask, and musl's execvp, whose PATH search keeps one path
+/// (at most PATH_MAX + NAME_MAX + 2 bytes, about 4.4 KiB) on the stack, and execve. Under
+/// 8 KiB in all: 64 KiB leaves a margin of eight times.
 const CHILD_STACK_SIZE: usize = 64 * 1024;
 /// The child's stack until it execs: in .bss, so only the pages it touches cost memory;
 /// u128 elements keep it 16-byte aligned as both ABIs want.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::child::Child;
 use super::signals::{self, Signals};
-use crate::exit;
+use crate::ending::exit;
 
 /// How collected signals reach the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

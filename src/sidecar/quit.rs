@@ -59,13 +59,20 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         } else {
             Level::Debug
         };
-        let outcome = attempt(&client, &sidecar.quit, budget, &mut hinted, refused_level);
+        let outcome = attempt(
+            &client,
+            &sidecar.quit,
+            budget,
+            &mut hinted,
+            refused_level,
+            signals,
+        );
         // A later attempt in the window: nothing listened, so nothing took the budget.
         budget = limits.budget;
         attempts += 1;
         match outcome {
             Attempt::Took | Attempt::Gone => {
-                confirm_exit(sidecar, limits.confirm);
+                confirm_exit(sidecar, limits.confirm, signals);
                 return true;
             }
             Attempt::NobodyThere if !sidecar.quit.is_empty() && Instant::now() < window_end => {
@@ -122,6 +129,7 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
         budget,
         &mut hinted,
         Level::Debug,
+        None,
     ) {
         Attempt::Took | Attempt::Gone => {}
         Attempt::NobodyThere => debug!("no sidecar came late"),
@@ -140,6 +148,7 @@ fn attempt<'a>(
     budget: Duration,
     hinted: &mut Vec<&'a str>,
     refused_level: Level,
+    signals: Option<&Signals>,
 ) -> Attempt {
     let start = Instant::now();
     let deadline = start + budget;
@@ -224,7 +233,8 @@ fn attempt<'a>(
         if !worth_retrying || round + 1 == ROUNDS || left() <= BETWEEN_ROUNDS {
             break;
         }
-        std::thread::sleep(BETWEEN_ROUNDS);
+        // Meshinit is ending already: a termination signal now changes nothing.
+        let _ = nap(signals, BETWEEN_ROUNDS);
     }
     if anyone_there {
         Attempt::Failed
@@ -236,15 +246,24 @@ fn attempt<'a>(
     }
 }
 
+/// Pauses up to `limit` in the one pause of a run without a task (orphans are reaped
+/// meanwhile; it may end early) when meshinit holds its signals, else sleeps. Returns a
+/// termination signal that arrived.
+fn nap(signals: Option<&Signals>, limit: Duration) -> Option<libc::c_int> {
+    match signals {
+        Some(signals) => supervisor::pause(signals, limit),
+        None => {
+            std::thread::sleep(limit);
+            None
+        }
+    }
+}
+
 /// Pauses before the next attempt within the window; false when the window should end (a
 /// termination signal arrived, or the window is over).
 fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
     let pause = WINDOW_PAUSE.min(window_end.saturating_duration_since(Instant::now()));
-    let Some(signals) = signals else {
-        std::thread::sleep(pause);
-        return true;
-    };
-    match supervisor::pause(signals, pause) {
+    match nap(signals, pause) {
         Some(sig) => {
             info!(
                 "SIG{} while waiting for a late sidecar: giving up on it",
@@ -258,7 +277,7 @@ fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
 
 /// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs
 /// them when they do not. Nothing visible, nothing to wait for.
-fn confirm_exit(sidecar: &Endpoints, confirm: Duration) {
+fn confirm_exit(sidecar: &Endpoints, confirm: Duration, signals: Option<&Signals>) {
     if sidecar.executables.is_empty() || confirm.is_zero() {
         return;
     }
@@ -272,7 +291,7 @@ fn confirm_exit(sidecar: &Endpoints, confirm: Duration) {
             debug!("the sidecar's processes have exited");
             return;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = nap(signals, Duration::from_millis(20));
     }
     warn!(
         "the sidecar took the quit but still runs after {}ms",
