@@ -253,6 +253,10 @@ fn supervise(plan: &Plan, signals: &Signals, task: Child) -> Ending {
             if let Err(err) = supervisor::drain_group(signals, task, plan.grace) {
                 error!("waiting for the task's process group: {err}");
             }
+            if plan.success_codes.contains(&code) {
+                info!(phase = "task", code = code; "exit code {code} counts as success (--success-code)");
+                return Ending::new(0, Source::Task);
+            }
             Ending::new(code, Source::Task)
         }
         Err(err) => {

@@ -813,3 +813,73 @@ fn the_quit_budget_bounds_a_silent_sidecar() {
     let calls = silent.lines_so_far(Duration::from_millis(200));
     assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
 }
+
+#[test]
+fn a_success_code_counts_as_success_for_the_exit_and_the_sidecar() {
+    // A JVM's 143 after a TERM, say: meshinit exits 0, and --keep-sidecar on-failure sees
+    // a success, so the sidecar is told to quit.
+    let port = free_port();
+    let mut sidecar = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    let mut cmd = meshinit_at(
+        Place::Host,
+        &[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &quit,
+            "--keep-sidecar",
+            "on-failure",
+            "--success-code",
+            "143",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
+        ],
+    );
+    cmd.env("MESHINIT_SUCCESS_CODES", "3");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("exit code 143 counts as success (--success-code)");
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
+    sidecar.seen.clear();
+    // The flag replaces the variable's list: 3 is a failure again, and the sidecar stays.
+    let mut cmd = meshinit_at(
+        Place::Host,
+        &[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &quit,
+            "--keep-sidecar",
+            "on-failure",
+            "--success-code",
+            "143",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    cmd.env("MESHINIT_SUCCESS_CODES", "3");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    assert!(
+        !calls.iter().any(|l| l == "POST /quitquitquit"),
+        "{calls:?}"
+    );
+    // Only codes 0 to 255.
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &["--success-code", "256", "--", "true"],
+    ));
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--success-code: invalid value '256'"),
+        "{}",
+        out.stderr
+    );
+}

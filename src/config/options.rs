@@ -80,7 +80,7 @@ fn urls(value: &str) -> Result<Vec<String>, Option<String>> {
     values::url_list(value).map_err(Some)
 }
 
-fn extend(list: &mut Option<Vec<String>>, items: Vec<String>) {
+fn extend<T>(list: &mut Option<Vec<T>>, items: Vec<T>) {
     list.get_or_insert_with(Vec::new).extend(items);
 }
 
@@ -272,6 +272,19 @@ pub const OPTIONS: &[Opt] = &[
         ..BASE
     },
     Opt {
+        long: "success-code",
+        env: "MESHINIT_SUCCESS_CODES",
+        value: Some("CODE"),
+        form: Form::Text(values::CODES_FORM),
+        help: "the task's exit code CODE counts as success: meshinit exits 0; repeatable",
+        apply: |s, v| {
+            extend(&mut s.success_codes, word(values::exit_codes(v))?);
+            Ok(())
+        },
+        clear: Some(|s| s.success_codes = None),
+        ..BASE
+    },
+    Opt {
         long: "log",
         env: "MESHINIT_LOG",
         value: Some("LEVEL"),
@@ -392,9 +405,12 @@ mod tests {
     #[test]
     fn every_option_has_a_distinct_flag_and_variable() {
         for (i, a) in OPTIONS.iter().enumerate() {
-            assert_eq!(
-                a.env,
-                format!("MESHINIT_{}", a.long.to_uppercase().replace('-', "_"))
+            // The flag's name, or its plural for some repeatable ones (MESHINIT_SUCCESS_CODES).
+            let env = format!("MESHINIT_{}", a.long.to_uppercase().replace('-', "_"));
+            assert!(
+                a.env == env || (a.clear.is_some() && a.env == format!("{env}S")),
+                "{}",
+                a.env
             );
             for b in &OPTIONS[i + 1..] {
                 assert!(

@@ -32,6 +32,8 @@ pub struct Plan {
     pub forwarding: Forwarding,
     /// After the task exits, how long its process group may take to go after a TERM.
     pub grace: Duration,
+    /// The task's exit codes that count as success (meshinit then exits 0).
+    pub success_codes: Vec<u8>,
     /// env_logger's filter.
     pub log: String,
     pub log_format: Format,
@@ -80,6 +82,7 @@ pub fn resolve(settings: &Settings) -> Plan {
             _ => Forwarding::Process,
         },
         grace: settings.grace.unwrap_or(Duration::ZERO),
+        success_codes: settings.success_codes.clone().unwrap_or_default(),
         log: settings
             .log
             .clone()

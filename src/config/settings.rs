@@ -93,6 +93,7 @@ pub struct Settings {
     pub quit_window: Option<Duration>,
     pub process_group: Option<bool>,
     pub grace: Option<Duration>,
+    pub success_codes: Option<Vec<u8>>,
     /// env_logger's filter: a level, or directives such as `info,ureq=debug`.
     pub log: Option<String>,
     pub log_format: Option<Format>,
