@@ -468,3 +468,21 @@ fn the_log_filter_is_env_loggers() {
     let out = run_plain(&["--log", "warn", "--mesh", "none", "--", "true"]);
     assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
 }
+
+#[test]
+fn a_task_killed_by_sigkill_is_said_to_be() {
+    let out = run_plain(&["--mesh", "none", "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.code, Some(137), "{}", out.stderr);
+    out.log_position("task killed by SIGKILL (exit 137)");
+    let out = run_plain(&[
+        "--mesh",
+        "none",
+        "--log-format",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        "kill -KILL $$",
+    ]);
+    assert!(out.stderr.contains("\"signal\":\"KILL\""), "{}", out.stderr);
+}

@@ -162,6 +162,41 @@ pub fn name(sig: libc::c_int) -> &'static str {
         libc::SIGFPE => "FPE",
         libc::SIGSEGV => "SEGV",
         libc::SIGSYS => "SYS",
-        _ => "RT",
+        libc::SIGKILL => "KILL",
+        libc::SIGSTOP => "STOP",
+        libc::SIGTTIN => "TTIN",
+        libc::SIGTTOU => "TTOU",
+        // The real-time signals as bash's `kill -l` names them; libc keeps 32 and 33.
+        32..=64 => REALTIME[(sig - 32) as usize],
+        _ => "?",
+    }
+}
+
+const REALTIME: [&str; 33] = [
+    "32", "33", "RTMIN", "RTMIN+1", "RTMIN+2", "RTMIN+3", "RTMIN+4", "RTMIN+5", "RTMIN+6",
+    "RTMIN+7", "RTMIN+8", "RTMIN+9", "RTMIN+10", "RTMIN+11", "RTMIN+12", "RTMIN+13", "RTMIN+14",
+    "RTMIN+15", "RTMAX-14", "RTMAX-13", "RTMAX-12", "RTMAX-11", "RTMAX-10", "RTMAX-9", "RTMAX-8",
+    "RTMAX-7", "RTMAX-6", "RTMAX-5", "RTMAX-4", "RTMAX-3", "RTMAX-2", "RTMAX-1", "RTMAX",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_has_the_name_kill_l_gives_it() {
+        for sig in 1..=64 {
+            let out = std::process::Command::new("bash")
+                .args(["-c", &format!("kill -l {sig}")])
+                .output()
+                .expect("bash");
+            let expected = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            let expected = if expected.is_empty() {
+                sig.to_string()
+            } else {
+                expected
+            };
+            assert_eq!(name(sig), expected, "signal {sig}");
+        }
     }
 }
