@@ -137,7 +137,12 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
             let began = Instant::now();
             let mut ending = match wait::wait(&plan.sidecar, plan.timeout, signals) {
                 Waited::Ready(_) | Waited::NoSidecar => Ending::new(0, Source::Ready),
-                Waited::TimedOut(_) => Ending::new(exit::UNAVAILABLE, Source::Timeout),
+                Waited::TimedOut(_) => {
+                    Ending::new(exit::UNAVAILABLE, Source::Timeout).because(format!(
+                        "the sidecar was not ready within {}ms",
+                        millis(plan.timeout)
+                    ))
+                }
                 Waited::Signalled(sig, _) => Ending::new(exit::signalled(sig), Source::Signal),
             };
             ending.wait = Some(began.elapsed());
@@ -311,9 +316,11 @@ fn finish(
 
 /// The summary line, and the termination message when a run's task did not run.
 fn conclude(plan: &Plan, ending: &Ending) -> u8 {
+    // `wait` says why it gave up (it may be a container's command); `quit` never runs a
+    // task, so its reasons are no container's to report.
     let termination_log = match plan.action {
-        Some(Action::Wait | Action::Quit) => None,
-        Some(Action::Run(_)) | None => plan.termination_log.as_deref(),
+        Some(Action::Quit) => None,
+        Some(Action::Run(_) | Action::Wait) | None => plan.termination_log.as_deref(),
     };
     ending.conclude(termination_log)
 }

@@ -251,7 +251,7 @@ fn the_termination_message_says_why_the_task_never_ran() {
     let dir = tempdir("termination");
     let log = dir.join("termination-log");
     let timeout = ["--mesh", "none", "--ready-url", "http://127.0.0.1:9/r"];
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--mesh", "none", "--", "no-such-program"],
             "meshinit: cannot run 'no-such-program'",
@@ -269,6 +269,11 @@ fn the_termination_message_says_why_the_task_never_ran() {
             "meshinit: --grace: invalid value 'soon'",
         ),
         (&["--mesh", "none", "--", "/dev"], "(exit 126)"),
+        // `meshinit wait` as a container's command: its time-out is said there too.
+        (
+            &[&["wait"], &timeout[..], &["--timeout", "100ms"]].concat(),
+            "meshinit: the sidecar was not ready within 100ms (exit 69)",
+        ),
     ];
     for (args, expected) in cases {
         std::fs::write(&log, "").unwrap();
