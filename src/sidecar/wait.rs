@@ -61,7 +61,9 @@ pub fn wait(sidecar: &Sidecar, timeout: Duration, signals: &Signals) -> Waited {
         } => {
             let mut pacer = Pacer::new(timeout, signals);
             let client = Client::new();
-            match search(&client, candidates, *look_for, &mut pacer) {
+            // A missing sidecar never fails a run that did not name one: the search ends
+            // within the time limit, whichever is shorter.
+            match search(&client, candidates, (*look_for).min(timeout), &mut pacer) {
                 Ok(Some((found, pending))) => ready(&client, found, &pending, &mut pacer),
                 Ok(None) => Waited::NoSidecar,
                 // Nothing was found, so there is nothing to quit.
