@@ -145,7 +145,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "MESHINIT_ON_TIMEOUT",
         value: Some("ACTION"),
         form: Form::Words(OnTimeout::form),
-        help: "when the wait runs out: fail (quit the sidecar, exit 69) or start the task",
+        help: "when the wait runs out: fail quits the sidecar and exits 69, start runs the task",
         default: Unset::Value("fail"),
         apply: |s, v| {
             s.on_timeout = Some(word(OnTimeout::parse(v))?);
@@ -158,7 +158,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "MESHINIT_KEEP_SIDECAR",
         value: Some("WHEN"),
         form: Form::Words(Keep::form),
-        help: "leave the sidecar running (on-failure: when the exit code is not 0)",
+        help: "leave the sidecar running; on-failure: when the exit code is not 0",
         default: Unset::Value("never"),
         apply: |s, v| {
             s.keep = Some(word(Keep::parse(v))?);
@@ -303,7 +303,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "MESHINIT_LOG_FORMAT",
         value: Some("FORMAT"),
         form: Form::Words(Format::form),
-        help: "json: one object per line, for log pipelines",
+        help: "how lines look; json: one object per line, for log pipelines",
         default: Unset::Value("text"),
         apply: |s, v| {
             s.log_format = Some(word(Format::parse(v))?);
@@ -372,13 +372,16 @@ pub fn help() -> String {
             .value
             .map_or_else(|| "[=BOOL]".to_owned(), |v| format!(" {v}"));
         let flag = format!("{short}--{}{value}", opt.long);
-        let mut about = opt.help.to_owned();
+        let mut notes = Vec::new();
         if let Form::Words(words) = opt.form {
-            about.push_str(&format!(": {}", words()));
+            notes.push(words());
         }
-        match opt.default {
-            Unset::Value(v) | Unset::Said(v) => about.push_str(&format!(" (default: {v})")),
-            Unset::Nothing => {}
+        if let Unset::Value(v) | Unset::Said(v) = opt.default {
+            notes.push(format!("default: {v}"));
+        }
+        let mut about = opt.help.to_owned();
+        if !notes.is_empty() {
+            about.push_str(&format!(" ({})", notes.join("; ")));
         }
         text.push_str(&format!("  {flag:<27} {:<24} {about}\n", opt.env));
     }
