@@ -294,7 +294,7 @@ fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
         "{:?}",
         began.elapsed()
     );
-    out.log_position("(--quit-window)");
+    out.log_position("asking again every 100ms for up to 15000ms (--quit-window)");
     out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
     assert!(
         sidecar.exits_within(Duration::from_secs(10)),

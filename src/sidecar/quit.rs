@@ -77,10 +77,12 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
             }
             Attempt::NobodyThere if !sidecar.quit.is_empty() && Instant::now() < window_end => {
                 if attempts == 1 {
+                    // The window as configured, counted from the first attempt.
                     info!(
-                        "nothing listens on the quit endpoints yet: asking again for up to \
-                         {}ms (--quit-window) in case the sidecar comes late",
-                        millis(window_end.saturating_duration_since(Instant::now()))
+                        "nothing listens on the quit endpoints yet: asking again every {}ms \
+                         for up to {}ms (--quit-window) in case the sidecar comes late",
+                        millis(WINDOW_PAUSE),
+                        millis(limits.window)
                     );
                 }
                 if !pause(window_end, signals) {
@@ -162,6 +164,10 @@ fn attempt<'a>(
         let mut still_there = settled.clone();
         let mut asked_all = true;
         let mut worth_retrying = false;
+        // Refusals are said once the round is over: when a later endpoint takes the quit
+        // (pilot-agent's 15020 refused, Envoy's admin took it), nothing listening on the
+        // first was the expected answer, not a warning.
+        let mut refused: Vec<String> = Vec::new();
         for (i, quit) in endpoints.iter().enumerate() {
             if left().is_zero() {
                 asked_all = false;
@@ -174,6 +180,7 @@ fn attempt<'a>(
             let reply = client.post(&quit.url, left());
             still_there[i] = reply != Reply::Refused;
             if reply.is_success() {
+                say_refused(&refused, Level::Debug);
                 let took = millis(start.elapsed());
                 info!(
                     phase = "quit", url = shown.as_str(), status = reply.status(),
@@ -182,22 +189,19 @@ fn attempt<'a>(
                 );
                 return Attempt::Took;
             }
-            let level = match reply {
+            if reply == Reply::Refused {
                 // No longer listening after it was: the sign that it has exited.
-                Reply::Refused if was_there[i] => Level::Debug,
-                Reply::Refused => refused_level,
-                _ => Level::Warn,
-            };
+                if !was_there[i] {
+                    refused.push(shown);
+                }
+                continue;
+            }
             let error = reply.error();
-            log!(
-                level,
+            warn!(
                 phase = "quit", url = shown.as_str(), status = reply.status(),
                 error = error.as_deref();
                 "quit via {shown} failed: {reply}"
             );
-            if reply == Reply::Refused {
-                continue;
-            }
             anyone_there = true;
             if let Some(hint) = quit
                 .on_refusal
@@ -209,6 +213,7 @@ fn attempt<'a>(
             settled[i] = reply.is_refusal();
             worth_retrying |= !settled[i];
         }
+        say_refused(&refused, refused_level);
         let listened = was_there.iter().any(|&w| w);
         if asked_all
             && listened
@@ -243,6 +248,17 @@ fn attempt<'a>(
             debug!("nothing listens on the quit endpoints");
         }
         Attempt::NobodyThere
+    }
+}
+
+/// One line for each quit endpoint that nothing listened on, at `level`.
+fn say_refused(refused: &[String], level: Level) {
+    for shown in refused {
+        log!(
+            level,
+            phase = "quit", url = shown.as_str(), error = "connection refused";
+            "quit via {shown} failed: connection refused"
+        );
     }
 }
 
