@@ -137,12 +137,7 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
             let began = Instant::now();
             let mut ending = match wait::wait(&plan.sidecar, plan.timeout, signals) {
                 Waited::Ready(_) | Waited::NoSidecar => Ending::new(0, Source::Ready),
-                Waited::TimedOut(_) => {
-                    Ending::new(exit::UNAVAILABLE, Source::Timeout).because(format!(
-                        "the sidecar was not ready within {}ms",
-                        millis(plan.timeout)
-                    ))
-                }
+                Waited::TimedOut(_) => timed_out(plan),
                 Waited::Signalled(sig, _) => Ending::new(exit::signalled(sig), Source::Signal),
             };
             ending.wait = Some(began.elapsed());
@@ -201,17 +196,11 @@ fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Out
         Waited::Ready(sidecar) => Ok((sidecar, Found::Ready)),
         Waited::NoSidecar => Ok((plan.sidecar.to_quit(), Found::Nothing)),
         Waited::TimedOut(sidecar) => match plan.on_timeout {
-            OnTimeout::Fail => {
-                let reason = format!(
-                    "the sidecar was not ready within {}ms",
-                    millis(plan.timeout)
-                );
-                Err(Outcome {
-                    ending: Ending::new(exit::UNAVAILABLE, Source::Timeout).because(reason),
-                    sidecar,
-                    found: Found::TimedOut,
-                })
-            }
+            OnTimeout::Fail => Err(Outcome {
+                ending: timed_out(plan),
+                sidecar,
+                found: Found::TimedOut,
+            }),
             OnTimeout::Start => {
                 warn!("starting the task without a ready sidecar (--on-timeout start)");
                 Ok((sidecar, Found::TimedOut))
@@ -226,6 +215,15 @@ fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Out
             })
         }
     }
+}
+
+/// The end of a run, or of `meshinit wait`, whose sidecar was not ready in time.
+fn timed_out(plan: &Plan) -> Ending {
+    let reason = format!(
+        "the sidecar was not ready within {}ms",
+        millis(plan.timeout)
+    );
+    Ending::new(exit::UNAVAILABLE, Source::Timeout).because(reason)
 }
 
 fn cannot_run(err: &SpawnError, sidecar: Endpoints, found: Found) -> Outcome {

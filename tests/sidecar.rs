@@ -823,50 +823,36 @@ fn a_success_code_counts_as_success_for_the_exit_and_the_sidecar() {
     let port = free_port();
     let mut sidecar = fault(port, "status:200", Place::Host);
     let quit = url(port, "/quitquitquit");
-    let mut cmd = meshinit_at(
-        Place::Host,
-        &[
-            "--mesh",
-            "none",
-            "--quit-url",
-            &quit,
-            "--keep-sidecar",
-            "on-failure",
-            "--success-code",
-            "143",
-            "--",
-            "sh",
-            "-c",
-            "kill -TERM $$",
-        ],
-    );
-    cmd.env("MESHINIT_SUCCESS_CODES", "3");
-    let out = run_meshinit(cmd);
+    // --success-code 143 on the command line, 3 in the variable, which the flag replaces.
+    let run = |script: &str| {
+        let mut cmd = meshinit_at(
+            Place::Host,
+            &[
+                "--mesh",
+                "none",
+                "--quit-url",
+                &quit,
+                "--keep-sidecar",
+                "on-failure",
+                "--success-code",
+                "143",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        cmd.env("MESHINIT_SUCCESS_CODES", "3");
+        run_meshinit(cmd)
+    };
+    let out = run("kill -TERM $$");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.log_position("exit code 143 counts as success (--success-code)");
     let calls = sidecar.lines_so_far(Duration::from_millis(200));
     assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
     sidecar.seen.clear();
-    // The flag replaces the variable's list: 3 is a failure again, and the sidecar stays.
-    let mut cmd = meshinit_at(
-        Place::Host,
-        &[
-            "--mesh",
-            "none",
-            "--quit-url",
-            &quit,
-            "--keep-sidecar",
-            "on-failure",
-            "--success-code",
-            "143",
-            "--",
-            "sh",
-            "-c",
-            "exit 3",
-        ],
-    );
-    cmd.env("MESHINIT_SUCCESS_CODES", "3");
-    let out = run_meshinit(cmd);
+    // 3 is a failure again, and the sidecar stays.
+    let out = run("exit 3");
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     let calls = sidecar.lines_so_far(Duration::from_millis(200));
     assert!(

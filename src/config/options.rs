@@ -4,7 +4,7 @@
 //! tests all read this table; the code that uses a value reads it from the settings.
 
 use super::duration;
-use super::settings::{Keep, Mesh, OnTimeout, Settings};
+use super::settings::{Keep, LogLevel, Mesh, OnTimeout, Settings};
 use super::values::{self, UsageError};
 use crate::logging::Format;
 use crate::sidecar::url;
@@ -288,9 +288,11 @@ pub const OPTIONS: &[Opt] = &[
         long: "log",
         env: "MESHINIT_LOG",
         value: Some("LEVEL"),
-        form: Form::Text(values::LOG_FORM),
-        help: "which lines to write: off, error, warn, info, debug or trace, or env_logger's \
-               filter (info,ureq=debug)",
+        // The levels are the words; env_logger's directives (`info,ureq=debug`) are
+        // made of them, and `values::log_filter` checks both.
+        form: Form::Words(LogLevel::form),
+        help: "which lines to write: a level, or env_logger's directives such as \
+               info,ureq=debug",
         default: Unset::Value("info"),
         apply: |s, v| {
             s.log = Some(word(values::log_filter(v))?);

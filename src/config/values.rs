@@ -38,8 +38,6 @@ impl fmt::Display for UsageError {
 
 pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
 pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it off";
-pub const LOG_FORM: &str =
-    "off, error, warn, info, debug or trace, or env_logger's directives such as info,ureq=debug";
 pub const CODES_FORM: &str = "exit codes 0 to 255, comma-separated in the variable";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";

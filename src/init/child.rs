@@ -147,7 +147,6 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         take_terminal,
         failure: None,
     };
-    #[cfg(debug_assertions)]
     debug_assert!(super::one_thread(), "clone with other threads running");
     // SAFETY: CLONE_VM|CLONE_VFORK runs `child_main` on CHILD_STACK with meshinit's memory
     // and suspends this thread, meshinit's one (see init/mod.rs), until the child execs or

@@ -14,8 +14,8 @@ pub mod signals;
 pub mod supervisor;
 
 /// Whether this process has one thread (`Threads:` in /proc/self/status); true where that
-/// cannot be read. For debug assertions only: it costs a file read.
-#[cfg(debug_assertions)]
+/// cannot be read. For debug assertions only (compiled out of release builds with them):
+/// it costs a file read.
 pub fn one_thread() -> bool {
     std::fs::read_to_string("/proc/self/status").map_or(true, |status| {
         status

@@ -95,7 +95,6 @@ fn start(host: &str, port: u16) -> io::Result<Pending> {
     // SAFETY: both descriptors were just made by pipe2 and are owned here alone.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    #[cfg(debug_assertions)]
     debug_assert!(crate::init::one_thread(), "fork with other threads running");
     // SAFETY: one thread (see init/mod.rs): no lock is held by another thread at the fork,
     // so the child may allocate and call the resolver.

@@ -83,8 +83,7 @@ fn ready(client: &Client, endpoints: &Endpoints, pending: &[String], pacer: &mut
     info!(phase = "wait", url = shown.as_str(); "waiting for the sidecar: {shown}");
     loop {
         // In order, and no further than the first that is not ready yet: each round costs
-        // one request while the sidecar is coming up (Istio's 15021 routes to 15020, so it
-        // is asked once 15020 is ready), which keeps the rounds short.
+        // one request while the sidecar is coming up, which keeps the rounds short.
         while let Some(url) = pending.first() {
             if !pacer.ask(client, url).is_success() {
                 break;
