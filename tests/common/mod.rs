@@ -244,46 +244,47 @@ pub fn start(mut cmd: Command, mode: Mode) -> Running {
     }
 }
 
+/// Waits up to `limit` for a line from `lines` that satisfies `want`, keeping every line
+/// read in `seen`; `None` when none came in time.
+fn await_line(
+    lines: &Receiver<String>,
+    seen: &mut Vec<String>,
+    want: impl Fn(&str) -> bool,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).ok()?;
+        seen.push(line.clone());
+        if want(&line) {
+            return Some(line);
+        }
+    }
+}
+
 impl Running {
     /// Waits up to `limit` for a stdout line that satisfies `want`; returns it.
     pub fn expect_line(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!("no expected line within {limit:?}; saw {:?}", self.seen);
-                }
+        match await_line(&self.lines, &mut self.seen, want, limit) {
+            Some(line) => line,
+            None => {
+                let _ = self.child.kill();
+                panic!("no expected line within {limit:?}; saw {:?}", self.seen);
             }
         }
     }
 
     /// Waits up to `limit` for a stderr (log) line that satisfies `want`; returns it.
     pub fn expect_log(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen_log.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "no expected log line within {limit:?}; saw {:?}",
-                        self.seen_log
-                    );
-                }
+        match await_line(&self.stderr, &mut self.seen_log, want, limit) {
+            Some(line) => line,
+            None => {
+                let _ = self.child.kill();
+                panic!(
+                    "no expected log line within {limit:?}; saw {:?}",
+                    self.seen_log
+                );
             }
         }
     }
