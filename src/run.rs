@@ -107,6 +107,9 @@ fn say_warnings(plan: &Plan) {
     for warning in &plan.warnings {
         warn!("{warning}");
     }
+    if let Some(note) = &plan.legacy_note {
+        info!("{note}");
+    }
 }
 
 fn run_with(plan: &Plan, signals: &Signals) -> Ending {

@@ -130,6 +130,34 @@ fn auto_finds_envoy_or_runs_without_a_sidecar() {
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
+/// scuttle's fork's QUIT_REQUEST_TIMEOUT is scuttle's: alone, without ENVOY_ADMIN_API, it
+/// selects scuttle's rules (no wait, no quit) even in a pod with Envoy, and a line says so.
+#[test]
+fn a_scuttle_variable_alone_selects_scuttles_rules_and_says_so() {
+    let test = "a_scuttle_variable_alone_selects_scuttles_rules_and_says_so";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let mut cmd = meshinit_at(place, &["--", "true"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        .env("QUIT_REQUEST_TIMEOUT", "2s");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position(
+        "variables set (QUIT_REQUEST_TIMEOUT): no ENVOY_ADMIN_API, so no wait and no quit",
+    );
+    assert!(!out.stderr.contains("quit via"), "{}", out.stderr);
+    assert!(sidecar.alive(), "Envoy was quit: {}", out.stderr);
+    // The same pod with meshinit's own variable searches and quits.
+    let mut cmd = meshinit_at(place, &["--", "true"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        .env("MESHINIT_QUIT_BUDGET", "2s");
+    let out = run_meshinit(cmd);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("scuttle"), "{}", out.stderr);
+    assert!(sidecar.exits_within(Duration::from_secs(10)), "{}", out.stderr);
+}
+
 #[test]
 fn custom_urls_wait_for_an_envoy_that_starts_late() {
     let test = "custom_urls_wait_for_an_envoy_that_starts_late";

@@ -13,8 +13,8 @@ use crate::sidecar::url;
 /// What the old variables said, as they said it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Legacy {
-    /// Whether any of the variables was set.
-    pub present: bool,
+    /// The variables that were set, in `VARIABLES`' order.
+    pub set: Vec<&'static str>,
     /// ENVOY_ADMIN_API without a trailing slash; unset means no sidecar at all.
     pub admin: Option<String>,
     /// START_WITHOUT_ENVOY: skip the wait, still quit.
@@ -139,7 +139,7 @@ pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
         let Some(raw) = env.get(name) else {
             continue;
         };
-        legacy.present = true;
+        legacy.set.push(name);
         let result = match raw.into_string() {
             Ok(value) => reader(&mut legacy, &value),
             Err(_) => Err("valid UTF-8"),
@@ -180,7 +180,7 @@ mod tests {
             ("GENERIC_QUIT_ONLY", "true"),
         ]);
         assert_eq!(err, None);
-        assert!(l.present && l.skip_wait && l.keep_on_failure && l.quiet && !l.never_kill);
+        assert!(l.set.len() == 11 && l.skip_wait && l.keep_on_failure && l.quiet && !l.never_kill);
         assert_eq!(l.admin.as_deref(), Some("http://127.0.0.1:15000"));
         assert_eq!(l.wait_timeout, None);
         assert_eq!(l.quit_timeout, Some(Duration::from_secs(5)));

@@ -41,6 +41,9 @@ pub struct Plan {
     pub termination_log: Option<PathBuf>,
     /// Said once at the start (a misspelt variable, where the mesh came from).
     pub warnings: Vec<String>,
+    /// Said once at the start, at info: what scuttle's and envoy-preflight's variables
+    /// decided, since nothing else names them.
+    pub legacy_note: Option<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -95,7 +98,59 @@ pub fn resolve(settings: &Settings) -> Plan {
             Some(path) => Some(PathBuf::from(path)),
         },
         warnings: settings.warnings.clone(),
+        legacy_note: legacy_note(settings),
     }
+}
+
+/// One line naming the old variables that were set and each decision they took (a flag or
+/// `MESHINIT_*` variable above them leaves that decision out).
+fn legacy_note(settings: &Settings) -> Option<String> {
+    let legacy = &settings.legacy;
+    if legacy.set.is_empty() {
+        return None;
+    }
+    let ms = crate::logging::millis;
+    let mut decided: Vec<String> = Vec::new();
+    if settings.mesh.is_none() {
+        decided.push(match &legacy.admin {
+            Some(_) if legacy.skip_wait => "the sidecar at ENVOY_ADMIN_API, no wait".into(),
+            Some(_) => "the sidecar at ENVOY_ADMIN_API".into(),
+            None => "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
+                     MESHINIT_MESH chooses a sidecar)"
+                .into(),
+        });
+    }
+    if let (None, (Some(t), Some(on))) = (settings.timeout, legacy_limit(legacy)) {
+        decided.push(format!("timeout {}ms, then {}", ms(t), on.name()));
+    }
+    if settings.keep.is_none() && (legacy.never_kill || legacy.keep_on_failure) {
+        decided.push(if legacy.never_kill {
+            "keep the sidecar always".into()
+        } else {
+            "keep the sidecar on failure".into()
+        });
+    }
+    if let (None, Some(b)) = (settings.quit_budget, legacy.quit_budget) {
+        decided.push(format!("quit budget {}ms", ms(b)));
+    }
+    if settings.kill_fallback.is_none() && legacy.fallback_pkill == Some(false) {
+        decided.push("no /proc fallback".into());
+    }
+    if legacy.generic_quit_only {
+        decided.push("only GENERIC_QUIT_ENDPOINTS told".into());
+    }
+    if settings.log.is_none() && legacy.quiet {
+        decided.push("errors only".into());
+    }
+    Some(format!(
+        "scuttle's or envoy-preflight's variables set ({}): {}",
+        legacy.set.join(", "),
+        if decided.is_empty() {
+            "nothing decided by them".into()
+        } else {
+            decided.join("; ")
+        }
+    ))
 }
 
 /// scuttle started the task when WAIT_FOR_ENVOY_TIMEOUT ran out and gave up when
@@ -119,7 +174,7 @@ fn sidecar(settings: &Settings) -> Sidecar {
         (Some(mesh), _) => mesh,
         (None, Some(admin)) => return Sidecar::Known(adjust(legacy_endpoints(admin, legacy))),
         // scuttle without ENVOY_ADMIN_API neither waited nor quit.
-        (None, None) if legacy.present => Mesh::None,
+        (None, None) if !legacy.set.is_empty() => Mesh::None,
         // Endpoints without a mesh replace Istio's, as they always did.
         (None, None) if endpoints_given => Mesh::Istio,
         // Nothing configured: a pod may have a sidecar (or be in ambient mode, or not be

@@ -259,3 +259,41 @@ fn zero_wait_keeps_the_finite_default() {
     );
     assert_eq!(p.timeout, DEFAULT_TIMEOUT);
 }
+
+#[test]
+fn one_note_names_each_old_variable_and_what_it_decided() {
+    assert_eq!(plan(&[], &[]).legacy_note, None);
+    let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).legacy_note.unwrap();
+    let n = note(&[], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
+    assert!(n.contains("(QUIT_REQUEST_TIMEOUT)"), "{n}");
+    assert!(n.contains("no wait and no quit"), "{n}");
+    assert!(n.contains("quit budget 2000ms"), "{n}");
+    let n = note(
+        &[],
+        &[
+            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
+            ("WAIT_FOR_ENVOY_TIMEOUT", "3s"),
+            ("NEVER_KILL_ISTIO", "true"),
+            ("SCUTTLE_LOGGING", "false"),
+            ("ISTIO_FALLBACK_PKILL", "false"),
+        ],
+    );
+    for part in [
+        "the sidecar at ENVOY_ADMIN_API",
+        "timeout 3000ms, then start",
+        "keep the sidecar always",
+        "no /proc fallback",
+        "errors only",
+    ] {
+        assert!(n.contains(part), "{part}: {n}");
+    }
+    // What a flag decided is not theirs.
+    let n = note(
+        &["--timeout", "1s", "--quit-budget", "1s", "--mesh", "envoy"],
+        &[
+            ("WAIT_FOR_ENVOY_TIMEOUT", "3s"),
+            ("QUIT_REQUEST_TIMEOUT", "2s"),
+        ],
+    );
+    assert!(n.ends_with(": nothing decided by them"), "{n}");
+}
