@@ -342,6 +342,34 @@ fn grace_lets_a_grandchild_finish_its_term_handler() {
     );
 }
 
+/// Not PID 1 too: the group's leftovers get meshinit's own TERM (not logged as a received
+/// one), and the grace ends when they are gone.
+#[test]
+fn grace_works_when_not_pid1_and_its_term_is_not_a_received_one() {
+    let dir = tempdir("grace-plain");
+    let (ready, marker) = (dir.join("ready"), dir.join("handled"));
+    // The task waits (bounded) until the grandchild's handler is set, then exits at once.
+    let script = format!(
+        "sh -c 'trap \"sleep 0.3; echo done > {m}; exit 0\" TERM; : > {r}; \
+         i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done' & \
+         i=0; while [ ! -e {r} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; exit 5",
+        m = marker.display(),
+        r = ready.display()
+    );
+    let began = Instant::now();
+    let out = run_args(Mode::Plain, &["--grace", "5s", "--", "sh", "-c", &script]);
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "done\n",
+        "{}",
+        out.stderr
+    );
+    assert!(began.elapsed() < Duration::from_secs(4), "{:?}", began.elapsed());
+    out.log_position("task's process group still has processes: sending TERM");
+    assert!(!out.stderr.contains("received SIGTERM"), "{}", out.stderr);
+}
+
 fn set_mode(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

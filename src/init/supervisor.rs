@@ -89,8 +89,11 @@ pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Resul
         "task's process group still has processes: sending TERM, waiting up to {}ms",
         crate::logging::millis(grace)
     );
+    // meshinit's own TERM: not said as one received and forwarded.
+    if let Err(err) = signals::send(-task.pid, libc::SIGTERM) {
+        warn!("cannot send SIGTERM to the task's process group: {err}");
+    }
     let mut told = Told::default();
-    forward(-task.pid, libc::SIGTERM, &mut told);
     let deadline = Instant::now() + grace;
     loop {
         reap(None);
