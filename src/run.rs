@@ -13,7 +13,7 @@ use crate::init::child::{self, Child, SpawnError};
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor::{self, Ended};
 use crate::logging::millis;
-use crate::sidecar::endpoints::Endpoints;
+use crate::sidecar::endpoints::{Endpoints, Sidecar};
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::wait::{self, Waited};
 
@@ -149,8 +149,14 @@ fn run_with(plan: &Plan, signals: &Signals) -> Ending {
         Some(Action::Quit) => {
             let began = Instant::now();
             let sidecar = plan.sidecar.to_quit();
-            let quit = sidecar.is_empty()
-                || quit::quit(&sidecar, limits(plan, Duration::ZERO), Some(signals));
+            let quit = match plan.sidecar {
+                // No search chose a mesh: as a run's end after a search that found none.
+                Sidecar::Search { .. } => quit::quit_latecomer(&sidecar, plan.quit_budget),
+                _ => {
+                    sidecar.is_empty()
+                        || quit::quit(&sidecar, limits(plan, Duration::ZERO), Some(signals))
+                }
+            };
             let code = if quit { 0 } else { exit::UNAVAILABLE };
             let mut ending = Ending::new(code, Source::Quit);
             ending.quit = Some(began.elapsed());
@@ -303,7 +309,9 @@ fn finish(
             }
             return ending;
         }
-        Quit::IfOneCame => quit::quit_latecomer(sidecar, plan.quit_budget),
+        Quit::IfOneCame => {
+            quit::quit_latecomer(sidecar, plan.quit_budget);
+        }
         Quit::Now => {
             quit::quit(sidecar, limits(plan, Duration::ZERO), signals);
         }

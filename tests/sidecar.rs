@@ -707,6 +707,46 @@ fn proc_fallback_signals_only_the_sidecar_executable() {
     assert!(out.stderr.contains("sent SIGTERM to"), "{}", out.stderr);
 }
 
+/// With `auto` and no mesh chosen (nothing answered), neither form signals a process the
+/// /proc fallback could see: nothing says it is this pod's sidecar.
+#[test]
+fn auto_without_a_chosen_mesh_signals_nothing_in_either_form() {
+    let test = "auto_without_a_chosen_mesh_signals_nothing_in_either_form";
+    if !need_pid1(test) {
+        return;
+    }
+    let dir = common::tempdir("autonoproc");
+    std::fs::copy("/bin/sh", dir.join("envoy")).unwrap();
+    let d = dir.display();
+    // A look-alike at the executable meshinit is given, in a PID and network namespace of
+    // the test's own (nothing listens on any mesh port); meshinit starts once its trap is set.
+    let script = format!(
+        "ip link set lo up || exit 90; \
+         {d}/envoy -c \"trap 'echo TERM > {d}/got; exit 0' TERM; : > {d}/ready; \
+           i=0; while [ \\$i -lt 200 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
+         i=0; while [ ! -e {d}/ready ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
+         {bin} quit --mesh auto --sidecar-exe {d}/envoy; echo quit=$?; \
+         {bin} --mesh auto --sidecar-grace 200ms --sidecar-exe {d}/envoy -- true; echo run=$?; \
+         sleep 0.2; echo after_auto=$(cat {d}/got 2>/dev/null); \
+         {bin} quit --mesh envoy --quit-budget 300ms --sidecar-exe {d}/envoy; echo envoy=$?; \
+         i=0; while [ ! -e {d}/got ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done; \
+         echo got=$(cat {d}/got 2>/dev/null)",
+        bin = bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--net", "--kill-child"])
+        .args(["sh", "-c", &script]);
+    clean_env(&mut cmd);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    out.expect_stdout("quit=0");
+    out.expect_stdout("run=0");
+    // A TERM would have been written by now (the handler writes at once).
+    out.expect_stdout("after_auto=\n");
+    // The same look-alike is signalled once a mesh is named: the test can see a TERM.
+    out.expect_stdout("envoy=0");
+    out.expect_stdout("got=TERM");
+}
+
 #[test]
 fn proc_fallback_says_why_when_it_finds_nothing() {
     if !need_pid1("proc_fallback_says_why_when_it_finds_nothing") {

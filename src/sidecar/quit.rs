@@ -121,9 +121,11 @@ fn notify(client: &Client, urls: &[String], share: Duration) {
     }
 }
 
-/// Tells whichever sidecar answers to quit, when none was found before the task: one came
-/// after the search gave up. Nothing listening is the expected answer and is not reported.
-pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
+/// Tells whichever sidecar answers to quit, when no search chose one (none was found before
+/// the task, or `meshinit quit` with `auto`): no /proc fallback, since nothing says which
+/// process is a sidecar of this pod. Nothing listening is the expected answer and is not
+/// reported. Returns false only when one listened and did not take it.
+pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) -> bool {
     let mut hinted = Vec::new();
     match attempt(
         &Client::new(),
@@ -133,9 +135,15 @@ pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) {
         Level::Debug,
         None,
     ) {
-        Attempt::Took | Attempt::Gone => {}
-        Attempt::NobodyThere => debug!("no sidecar came late"),
-        Attempt::Failed => warn!("a sidecar came late and did not take the quit"),
+        Attempt::Took | Attempt::Gone => true,
+        Attempt::NobodyThere => {
+            debug!("no sidecar listens on any quit endpoint");
+            true
+        }
+        Attempt::Failed => {
+            warn!("a sidecar listens and did not take the quit");
+            false
+        }
     }
 }
 
