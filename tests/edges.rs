@@ -127,12 +127,26 @@ fn a_command_that_cannot_run_fails_before_the_wait_and_still_quits() {
     std::fs::write(&plain_file, "#!/bin/sh\necho never\n").unwrap();
     let plain_file = plain_file.to_str().unwrap().to_owned();
     let dir_path = dir.to_str().unwrap().to_owned();
+    // Executable, but not what execve runs (musl's execvp hands nothing to /bin/sh): no
+    // ELF header, no #! line; and a #! line naming a missing interpreter.
+    let executable = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        set_mode(&path, 0o755);
+        path.to_str().unwrap().to_owned()
+    };
+    let garbage = executable("garbage", "\x01\x02 not a program");
+    let no_shebang = executable("no-shebang", "echo never\n");
+    let no_interpreter = executable("no-interpreter", "#!/nonexistent/bash\necho never\n");
     let mut asked = 0;
     for (command, code) in [
         ("no-such-command-for-meshinit", 127),
         ("/nonexistent/report", 127),
         (plain_file.as_str(), 126),
         (dir_path.as_str(), 126),
+        (garbage.as_str(), 126),
+        (no_shebang.as_str(), 126),
+        (no_interpreter.as_str(), 127),
     ] {
         let began = Instant::now();
         let out = run_plain(&[
@@ -163,6 +177,18 @@ fn a_command_that_cannot_run_fails_before_the_wait_and_still_quits() {
             "{command}: the sidecar is told to quit"
         );
     }
+    let out = run_plain(&["--mesh", "none", "--", &no_shebang]);
+    out.log_position("a shell script without one runs as: /bin/sh SCRIPT");
+    let out = run_plain(&["--mesh", "none", "--", &no_interpreter]);
+    out.log_position("(the interpreter its #! line names)");
+    // What passes the look-up runs: a script with an interpreter that is there.
+    let script = executable("script", "#!/bin/sh\nexit 7\n");
+    assert_eq!(run_plain(&["--mesh", "none", "--", &script]).code, Some(7));
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 // ---- 3. zero configuration ---------------------------------------------------------------

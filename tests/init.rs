@@ -365,7 +365,11 @@ fn grace_works_when_not_pid1_and_its_term_is_not_a_received_one() {
         "{}",
         out.stderr
     );
-    assert!(began.elapsed() < Duration::from_secs(4), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        began.elapsed()
+    );
     out.log_position("task's process group still has processes: sending TERM");
     assert!(!out.stderr.contains("received SIGTERM"), "{}", out.stderr);
 }

@@ -151,7 +151,11 @@ fn a_scuttle_variable_alone_selects_scuttles_rules_and_says_so() {
     let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("scuttle"), "{}", out.stderr);
-    assert!(sidecar.exits_within(Duration::from_secs(10)), "{}", out.stderr);
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
