@@ -7,8 +7,9 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use super::options::{Form, OPTIONS};
-use super::{compat, duration, parse, variables, Environment};
-use crate::fuzzing::for_a_while;
+use super::{compat, duration, parse, resolve, variables, Environment, Plan};
+use crate::fuzzing::{for_a_while, Rng};
+use crate::sidecar::endpoints::Sidecar;
 
 #[test]
 fn durations() {
@@ -31,7 +32,7 @@ fn durations() {
         ("m", 60_000_000_000),
         ("h", 3_600_000_000_000),
     ];
-    for_a_while("durations", |rng| {
+    for_a_while("durations", 100_000, |rng| {
         // Structured: a sum of parts whose value is known exactly.
         let mut text = String::new();
         let mut nanos: u128 = 0;
@@ -59,6 +60,7 @@ fn durations() {
             accepted == grammar.is_some() || huge,
             "{mutated:?}: parse says {accepted}, the grammar {grammar:?}"
         );
+        1
     });
 }
 
@@ -174,7 +176,8 @@ fn configuration_sources() {
     for option in OPTIONS {
         assert!(flags.contains(&format!("--{}", option.long).as_str()));
     }
-    for_a_while("configuration", |rng| {
+    for_a_while("configuration", 10_000, |rng| {
+        a_valid_configuration_gives_its_plan(rng);
         let mut args: Vec<String> = Vec::new();
         for _ in 0..rng.below(6) {
             let flag = *rng.pick(&flags);
@@ -238,6 +241,7 @@ fn configuration_sources() {
             );
             assert!(!message.contains('\n'), "one line: {message:?}");
         }
+        1
     });
 }
 
@@ -252,4 +256,77 @@ fn one_line(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Reads one duration of the plan.
+type Field = fn(&Plan) -> Duration;
+
+/// The plan's value of each duration option, by its long name.
+const DURATION_FIELDS: [(&str, Field); 5] = [
+    ("timeout", |p| p.timeout),
+    ("quit-budget", |p| p.quit_budget),
+    ("quit-wait", |p| p.quit_wait),
+    ("quit-window", |p| p.quit_window),
+    ("grace", |p| p.grace),
+];
+
+/// A configuration made only of valid values, in every form (`--x=v`, `--x v`, the
+/// variable, both with the flag winning), in random order: it parses, and the plan holds
+/// exactly what was given, the defaults elsewhere.
+fn a_valid_configuration_gives_its_plan(rng: &mut Rng) {
+    let mut args: Vec<String> = Vec::new();
+    let mut env: Vec<(String, OsString)> = Vec::new();
+    let mut expected: Vec<(&str, Duration)> = Vec::new();
+    let default = match parse([OsString::from("true")], &Environment::of(&[])) {
+        Ok(super::Invocation::Run(settings)) => resolve(&settings),
+        other => panic!("{other:?}"),
+    };
+    let mut fields = DURATION_FIELDS.to_vec();
+    for _ in 0..rng.below(fields.len() + 1) {
+        let (long, _) = fields.remove(rng.below(fields.len()));
+        let option = OPTIONS.iter().find(|o| o.long == long).expect(long);
+        let millis = 1 + rng.next() % 100_000;
+        let value = Duration::from_millis(millis);
+        let text = if millis % 1000 == 0 {
+            format!("{}s", millis / 1000)
+        } else {
+            format!("{millis}ms")
+        };
+        match rng.below(4) {
+            0 => args.push(format!("--{long}={text}")),
+            1 => args.extend([format!("--{long}"), text]),
+            2 => env.push((option.env.to_owned(), OsString::from(text))),
+            _ => {
+                // The variable says something else; the flag wins.
+                env.push((option.env.to_owned(), OsString::from("77ms")));
+                args.push(format!("--{long}={text}"));
+            }
+        }
+        expected.push((long, value));
+    }
+    let mesh = *rng.pick(&["istio", "ENVOY", "Linkerd", ""]);
+    if !mesh.is_empty() {
+        args.push(format!("--mesh={mesh}"));
+    }
+    args.extend(["--".to_owned(), "true".to_owned()]);
+    let settings = match parse(
+        args.iter().map(OsString::from),
+        &Environment::new(env.clone()),
+    ) {
+        Ok(super::Invocation::Run(settings)) => settings,
+        other => panic!("a valid configuration refused: {args:?} {env:?}: {other:?}"),
+    };
+    let plan = resolve(&settings);
+    for (long, field) in DURATION_FIELDS {
+        let want = expected
+            .iter()
+            .find(|(l, _)| *l == long)
+            .map_or(field(&default), |(_, v)| *v);
+        assert_eq!(field(&plan), want, "--{long}: {args:?} {env:?}");
+    }
+    let Sidecar::Known(endpoints) = &plan.sidecar else {
+        assert!(mesh.is_empty(), "{mesh}: {:?}", plan.sidecar);
+        return;
+    };
+    assert_eq!(endpoints.mesh, mesh.to_ascii_lowercase(), "{args:?}");
 }

@@ -4,10 +4,9 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use super::*;
-use crate::fuzzing::Rng;
+use crate::fuzzing::{for_a_while, in_ci, Rng};
 
 /// The JSON line for a message `msg` with one string field.
 fn json_line(msg: &str, value: &str) -> String {
@@ -51,34 +50,25 @@ fn json_lines_parse_back_to_their_values() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "python3 is needed under CI=true");
+        assert!(!in_ci(), "python3 is needed under CI=true");
         eprintln!("SKIP json_lines_parse_back_to_their_values: no python3");
         return;
     }
-    let mut rng = Rng::new("json lines");
-    let seconds = std::env::var("MESHINIT_FUZZ_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(6.0);
-    let until = Instant::now() + std::time::Duration::from_secs_f64(seconds);
-    let mut total = 0;
-    while Instant::now() < until {
+    for_a_while("json lines", 1_000, |rng| {
         // Pairs of lines: the expected value as hex, then the JSON line.
         let mut input = String::new();
         for _ in 0..500 {
-            let msg = random_text(&mut rng);
-            let value = random_text(&mut rng);
+            let msg = random_text(rng);
+            let value = random_text(rng);
             let line = json_line(&msg, &value);
             assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
             let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
             input.push_str(&format!("{} {}\n{line}", hex(&msg), hex(&value)));
-            total += 1;
         }
         let checked = python_check(&input);
         assert_eq!(checked, 500, "python checked {checked} of 500");
-    }
-    eprintln!("fuzz json lines: {total} inputs");
+        500
+    });
 }
 
 const CHECK: &str = r#"

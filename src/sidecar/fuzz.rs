@@ -19,7 +19,7 @@ fn urls() {
         "http://127.0.0.1:1/quitquitquit?x=1#f",
     ];
     let client = Client::new();
-    for_a_while("urls", |rng| {
+    for_a_while("urls", 20_000, |rng| {
         let seed = rng.word(SEEDS);
         let url = rng.mutate(
             seed,
@@ -59,18 +59,32 @@ fn urls() {
                 began.elapsed()
             );
         }
+        1
     });
 }
 
-const REPLIES: &[&[u8]] = &[
-    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nLIVE",
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    b"HTTP/1.0 426 Upgrade Required\r\n\r\n",
-    b"HTTP/1.1 204 No Content\r\n\r\n",
-    b"garbage\r\n\r\n",
-    b"HTTP/1.1 999 Weird\r\nX: \x00\xff\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\nshort",
+/// Seed replies, with the status an intact one must yield (`None`: no promise).
+const REPLIES: &[(&[u8], Option<u16>)] = &[
+    (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nLIVE",
+        Some(200),
+    ),
+    (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+        Some(503),
+    ),
+    (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        None,
+    ),
+    (b"HTTP/1.0 426 Upgrade Required\r\n\r\n", Some(426)),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", Some(204)),
+    (b"garbage\r\n\r\n", None),
+    (b"HTTP/1.1 999 Weird\r\nX: \x00\xff\r\n\r\n", None),
+    (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\nshort",
+        None,
+    ),
 ];
 
 /// What the fuzzed endpoint does after reading the request.
@@ -87,6 +101,9 @@ fn endpoint_replies() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = std::sync::mpsc::channel::<(Vec<u8>, Behaviour)>();
+    // The server says when it is done with a connection, so that no case waits in the
+    // accept queue behind the last one's silence.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
         while let Ok((bytes, behaviour)) = rx.recv() {
             let Ok((mut conn, _)) = listener.accept() else {
@@ -106,13 +123,22 @@ fn endpoint_replies() {
                 Behaviour::CloseAtOnce => {}
                 Behaviour::Silence => std::thread::sleep(Duration::from_millis(300)),
             }
+            drop(conn);
+            let _ = done_tx.send(());
         }
     });
     let client = Client::new();
     let budget = Duration::from_millis(150);
-    for_a_while("endpoint replies", |rng| {
-        let mut bytes = rng.pick(REPLIES).to_vec();
-        for _ in 0..rng.below(4) {
+    for_a_while("endpoint replies", 15, |rng| {
+        let (seed, status) = *rng.pick(REPLIES);
+        let mut bytes = seed.to_vec();
+        // A third intact, so that the status property is checked often.
+        let mutations = if rng.below(3) == 0 {
+            0
+        } else {
+            1 + rng.below(3)
+        };
+        for _ in 0..mutations {
             let at = rng.below(bytes.len() + 1);
             match rng.below(3) {
                 0 if !bytes.is_empty() => {
@@ -124,6 +150,8 @@ fn endpoint_replies() {
             }
         }
         let behaviour = *rng.pick(&[
+            Behaviour::Reply,
+            Behaviour::Reply,
             Behaviour::Reply,
             Behaviour::Reply,
             Behaviour::ReplyAndHold,
@@ -146,6 +174,16 @@ fn endpoint_replies() {
         if let Reply::Status(code) = reply {
             assert!((100..1000).contains(&code), "{code}");
         }
+        done_rx
+            .recv_timeout(Duration::from_secs(2))
+            .expect("the fuzzed endpoint is done with the connection");
+        // An intact reply that is sent yields its status, whatever comes after it.
+        if let (0, Some(status), Behaviour::Reply | Behaviour::ReplyAndHold) =
+            (mutations, status, behaviour)
+        {
+            assert_eq!(reply, Reply::Status(status), "{behaviour:?} {seed:?}");
+        }
+        1
     });
     drop(tx);
     // A last connection lets the server leave accept().
