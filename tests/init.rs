@@ -100,8 +100,11 @@ fn reaps_a_thousand_orphans() {
          kids() {{ cat /proc/[0-9]*/status 2>/dev/null | \
                    awk -v p=$PPID '/^State:/{{s=$2}} /^PPid:/{{if ($2==p) print s}}'; }}; \
          i=0; while [ $i -lt 1200 ]; do (read x < $f &); i=$((i+1)); done; \
-         exec 3<>$f; sleep 0.5; echo adopted=$(kids | wc -l); exec 3>&-; \
-         sleep 1.5; echo left=$(kids | tr '\\n' ' ')",
+         exec 3<>$f; \
+         i=0; while [ $(kids | wc -l) -lt 1201 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         echo adopted=$(kids | wc -l); exec 3>&-; \
+         i=0; while [ \"$(kids | tr -d '\\n')\" != S ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         echo left=$(kids | tr '\\n' ' ')",
         dir.display()
     );
     both("reaps_a_thousand_orphans", |mode| {
@@ -176,8 +179,10 @@ fn sigchld_is_not_forwarded() {
         );
         running.expect_line(|l| l.starts_with("ready"), LIMIT);
         running.signal(libc::SIGCHLD);
-        // Give a forwarded CHLD time to arrive before the USR1 that ends the task.
-        std::thread::sleep(Duration::from_millis(300));
+        // URG is forwarded; were CHLD forwarded too, it would have arrived first (both
+        // meshinit and the catcher take pending signals lowest number first).
+        running.signal(libc::SIGURG);
+        running.expect_line(|l| l == "got URG", LIMIT);
         running.signal(libc::SIGUSR1);
         let out = running.finish(LIMIT);
         assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
@@ -194,8 +199,7 @@ fn term_from_outside_gives_143() {
             mode,
         );
         running.expect_line(|l| l == "up", LIMIT);
-        // `exec sleep` replaces the shell; wait until it has, so TERM meets sleep.
-        std::thread::sleep(Duration::from_millis(200));
+        // The shell or the sleep it became: either dies of the TERM.
         running.signal(libc::SIGTERM);
         let out = running.finish(LIMIT);
         assert_eq!(out.code, Some(143), "{mode:?}: {}", out.stderr);
@@ -237,7 +241,11 @@ fn without_process_group_a_grandchild_is_not_signalled() {
     running.expect_line(|l| l == "shell-got-USR1", Duration::from_secs(5));
     // End the catcher ourselves, by the pid it printed.
     let catcher_pid: i32 = ready.split_whitespace().nth(1).unwrap().parse().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // A URG of the test's own: a USR1 the catcher had been sent would be handled first
+    // (lower number), so once "got URG" is out, none came.
+    // SAFETY: the pid is the catcher this test started.
+    assert_eq!(unsafe { libc::kill(catcher_pid, libc::SIGURG) }, 0);
+    running.expect_line(|l| l == "got URG", LIMIT);
     // SAFETY: the pid is the catcher this test started.
     assert_eq!(unsafe { libc::kill(catcher_pid, libc::SIGKILL) }, 0);
     let out = running.finish(LIMIT);
