@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::mesh::{envoy, envoy_bin, free_port, url, wait_ready, Place};
 use common::{in_ci, need_pid1, need_tools, PODMAN_LIMITS};
@@ -299,36 +299,26 @@ fn bad_input_stops_with_a_message_and_writes_nothing() {
         "{stderr}"
     );
 
-    // A PATH with git but without cargo.
+    // A PATH with every program of this machine but cargo (and its toolchain), whatever
+    // is installed where.
     let bin = clone.join("fake-bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let git = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v git"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(git.trim(), bin.join("git")).unwrap();
-    let python = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v python3"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(python.trim(), bin.join("python3")).unwrap();
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if ["cargo", "rustc", "rustup"].iter().any(|n| name == *n) {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(entry.path(), bin.join(&name));
+        }
+    }
     let (code, _, stderr) = sh(Command::new("/bin/bash")
         .arg(&script)
-        .env("PATH", &path)
-        .env_remove("CARGO_HOME"));
-    if !Path::new("/usr/bin/cargo").exists() {
-        assert_eq!(code, 69, "{stderr}");
-        assert!(stderr.contains("'cargo' is missing"), "{stderr}");
-    }
+        .env("PATH", &bin)
+        .env_remove("CARGO_HOME")
+        .env("HOME", &clone));
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("'cargo' is missing"), "{stderr}");
     assert!(
         !clone.join("target/image/oci").exists(),
         "no layout may be left behind"
@@ -429,14 +419,25 @@ fn in_a_real_container_meshinit_is_pid1() {
         "PID 1 is {stdout:?}"
     );
 
-    // 300 orphans, then a count of the zombies left among PID 1's children.
-    let script = "i=0; while [ $i -lt 300 ]; do (sleep 0.3 &); i=$((i+1)); done; sleep 1.5; \
-                  z=0; for f in /proc/[0-9]*/stat; do \
-                    set -- $(cat $f 2>/dev/null); [ \"$3\" = Z ] && [ \"$4\" = 1 ] && z=$((z+1)); \
-                  done; echo zombies=$z";
+    // 300 orphans (each foreground subshell has left its sleep to PID 1 when the loop
+    // ends), then PID 1's children but this shell are counted, up to 10 s, until none is
+    // left: a zombie would stay.
+    let script = "i=0; while [ $i -lt 300 ]; do (sleep 0.3 &); i=$((i+1)); done; \
+                  kids() { n=0; for f in /proc/[0-9]*/stat; do \
+                    set -- $(cat $f 2>/dev/null); [ \"$4\" = 1 ] && [ \"$1\" != $$ ] && n=$((n+1)); \
+                  done; echo $n; }; \
+                  echo adopted=$(kids); \
+                  i=0; while [ $(kids) -gt 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+                  echo left=$(kids)";
     let (code, stdout, stderr) = podman_run(&image.0, &none, &["sh", "-c", script]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.trim(), "zombies=0");
+    let adopted: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("adopted="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(adopted > 0, "the orphans were never PID 1's: {stdout}");
+    assert!(stdout.contains("left=0"), "{stdout}");
 
     // kill TERM from outside gives 143.
     let name = format!("meshinit-test-{}-term", std::process::id());
@@ -446,7 +447,18 @@ fn in_a_real_container_meshinit_is_pid1() {
     );
     c.args(PODMAN_LIMITS).arg(&image.0).args(["sleep", "30"]);
     ok(&mut c);
-    std::thread::sleep(Duration::from_millis(500));
+    // Once the task runs, meshinit's signals are set up.
+    let started = Instant::now();
+    while !sh(&mut cmd("podman", &["logs", &name]))
+        .2
+        .contains("task started")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the task never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     ok(&mut cmd("podman", &["kill", "--signal", "TERM", &name]));
     let waited = ok(&mut cmd("podman", &["wait", &name]));
     let _ = cmd("podman", &["rm", "-f", &name]).output();
@@ -485,7 +497,9 @@ fn copied_from_the_image_into_another_one() {
     .arg(&context));
     let (code, stdout, stderr) = podman_run(&used_by.0, &[], &[]);
     assert_eq!(code, 12, "{stdout}\n{stderr}");
-    assert!(stderr.contains("task started"), "{stderr}");
+    // The image's CMD ran under the copied meshinit, configured by the image's ENV.
+    assert_eq!(stdout.trim(), "task in sh", "{stderr}");
+    assert!(!stderr.contains("waiting for the sidecar"), "{stderr}");
 }
 
 #[test]

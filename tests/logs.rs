@@ -251,10 +251,11 @@ fn the_termination_message_says_why_the_task_never_ran() {
     let dir = tempdir("termination");
     let log = dir.join("termination-log");
     let timeout = ["--mesh", "none", "--ready-url", "http://127.0.0.1:9/r"];
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str, u8); 5] = [
         (
             &["--mesh", "none", "--", "no-such-program"],
             "meshinit: cannot run 'no-such-program'",
+            127,
         ),
         (
             &[
@@ -263,22 +264,25 @@ fn the_termination_message_says_why_the_task_never_ran() {
             ]
             .concat(),
             "meshinit: the sidecar was not ready within 100ms (exit 69)",
+            69,
         ),
         (
             &["--mesh", "none", "--grace", "soon", "--", "true"],
             "meshinit: --grace: invalid value 'soon'",
+            64,
         ),
-        (&["--mesh", "none", "--", "/dev"], "(exit 126)"),
+        (&["--mesh", "none", "--", "/dev"], "(exit 126)", 126),
         // `meshinit wait` as a container's command: its time-out is said there too.
         (
             &[&["wait"], &timeout[..], &["--timeout", "100ms"]].concat(),
             "meshinit: the sidecar was not ready within 100ms (exit 69)",
+            69,
         ),
     ];
-    for (args, expected) in cases {
+    for (args, expected, code) in cases {
         std::fs::write(&log, "").unwrap();
         let (written, out) = with_termination_log(&log, BIND, args);
-        assert!(out.stdout.contains("code="), "{}", out.stderr);
+        out.expect_stdout(&format!("code={code}\n"));
         assert_eq!(written.lines().count(), 1, "{args:?}: {written:?}");
         assert!(
             written.contains(expected),
@@ -299,9 +303,7 @@ fn the_termination_message_says_why_the_task_never_ran() {
     assert_eq!(written, "the task's own words\n");
     // A signal before the start is a reason too.
     std::fs::write(&log, "").unwrap();
-    let script = format!(
-        "mount -t tmpfs tmpfs /dev && {BIND} (sleep 0.5; kill -TERM $$) & exec \"$0\" \"$@\""
-    );
+    let script = format!("mount -t tmpfs tmpfs /dev && {BIND} exec \"$0\" \"$@\"");
     let mut cmd = meshinit_via(
         &["unshare", "--mount", "sh", "-c", &script],
         &[
@@ -314,7 +316,11 @@ fn the_termination_message_says_why_the_task_never_ran() {
         ],
     );
     cmd.env("LOG", &log);
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    // unshare and the shell exec meshinit: the pid started is meshinit's.
+    let mut running = start(cmd, Mode::Plain);
+    running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(143), "{}", out.stderr);
     let written = std::fs::read_to_string(&log).unwrap();
     assert!(
