@@ -328,6 +328,44 @@ fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
     );
 }
 
+/// The window asks every 100 ms: a quit endpoint that starts listening in the middle of
+/// it is asked within about that, once.
+#[test]
+fn the_quit_window_asks_every_100ms() {
+    let port = free_port();
+    let mut running = start(
+        meshinit_bare(
+            Mode::Plain,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--kill-fallback=false",
+                "--timeout",
+                "300ms",
+                "--quit-window",
+                "10s",
+                "--",
+                "true",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_log(|l| l.contains("asking again every 100ms"), LIMIT);
+    // Late on purpose: a second into the window.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut endpoint = fault(port, "status:200", Place::Host);
+    let listening = Instant::now();
+    let out = running.finish(LIMIT);
+    let took = listening.elapsed();
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
+    // 100 ms between tries, plus the request and the process exit; a 10 s window cut to
+    // one try at its end would take 9 s.
+    assert!(took < Duration::from_millis(400), "{took:?}: {}", out.stderr);
+}
+
 #[test]
 fn auto_quits_a_sidecar_that_appeared_after_the_search() {
     let test = "auto_quits_a_sidecar_that_appeared_after_the_search";
@@ -432,7 +470,7 @@ fn the_maintained_scuttle_forks_variables_keep_their_meaning() {
 
     // QUIT_REQUEST_TIMEOUT: a quit endpoint that never answers costs that long, no more.
     let hang = free_port();
-    let _hanging = fault(hang, "hang", Place::Host);
+    let mut hanging = fault(hang, "hang", Place::Host);
     let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
     cmd.env("ENVOY_ADMIN_API", url(hang, ""))
         .env("START_WITHOUT_ENVOY", "true")
@@ -441,11 +479,13 @@ fn the_maintained_scuttle_forks_variables_keep_their_meaning() {
         .env("QUIT_REQUEST_TIMEOUT", "700ms");
     let began = Instant::now();
     let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let took = began.elapsed();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Asked, and waited on for the budget (not the default 4 s), no longer.
+    assert!(requests(&mut hanging) >= 1, "never asked: {}", out.stderr);
     assert!(
-        began.elapsed() < Duration::from_millis(1_500),
-        "{:?}: {}",
-        began.elapsed(),
+        took >= Duration::from_millis(650) && took < Duration::from_millis(1_500),
+        "{took:?}: {}",
         out.stderr
     );
 }

@@ -130,6 +130,8 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
         &["--die-on-quit"],
     );
     wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
+    let started = agent.expect_line(|l| l.starts_with("envoy started "), LIMIT);
+    let envoy_pid: i32 = started.rsplit(' ').next().unwrap().parse().unwrap();
     let began = Instant::now();
     let out = finish(meshinit(&[
         "--ready-url",
@@ -155,6 +157,31 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
         url(ports.status, "/quitquitquit")
     ));
     assert!(agent.exits_within(Duration::from_secs(5)));
+    // The agent left its Envoy running: the next endpoint, Envoy's own, quit it.
+    out.log_position(&format!(
+        "sidecar quit via {}",
+        url(ports.admin, "/quitquitquit")
+    ));
+    let gone = || {
+        // SAFETY: signal 0 only checks the pid, the Envoy the stand-in this test started ran.
+        let alive = unsafe { libc::kill(envoy_pid, 0) } == 0;
+        !alive
+            || std::fs::read_to_string(format!("/proc/{envoy_pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let quit = gone();
+    if !quit {
+        // SAFETY: as above; the test ends what it started.
+        unsafe { libc::kill(envoy_pid, libc::SIGKILL) };
+    }
+    assert!(quit, "Envoy {envoy_pid} still runs: {}", out.stderr);
 }
 
 #[test]
@@ -315,17 +342,28 @@ fn a_lookalike_by_name_is_never_signalled() {
     if !need_pid1(test) {
         return;
     }
-    // argv[0] says /usr/local/bin/pilot-agent, the executable is sh: not the sidecar.
+    // argv[0] says /usr/local/bin/pilot-agent, the executable is sh: not the sidecar. It
+    // writes down a TERM; a WINCH sent after meshinit is the fence: sh runs pending traps
+    // lowest signal first, so once the WINCH is written down, a TERM would have been too.
     let script = format!(
-        "(exec -a /usr/local/bin/pilot-agent sh -c 'trap \"echo TERM > /dev/shm/meshinit-lookalike-$$\" TERM; \
-           i=0; while [ $i -lt 60 ]; do sleep 0.05; i=$((i+1)); done') & pid=$!; sleep 0.2; \
+        "d=$(mktemp -d); \
+         (exec -a /usr/local/bin/pilot-agent sh -c 'trap \"echo TERM > $0/term\" TERM; \
+            trap \"echo fence > $0/fence\" WINCH; : > $0/ready; \
+            i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done' \"$d\") & pid=$!; \
+         i=0; while [ ! -e $d/ready ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
          {bin} --mesh istio --timeout 200ms --on-timeout start --quit-url http://127.0.0.1:9/q -- true; echo meshinit=$?; \
-         kill -0 $pid && echo lookalike=running; kill -KILL $pid",
+         kill -WINCH $pid; i=0; while [ ! -e $d/fence ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done; \
+         echo \"fence=$(cat $d/fence) term=$(cat $d/term 2>/dev/null)\"; kill -KILL $pid",
         bin = bin().display()
     );
     let out = in_namespaces(&format!("mount -t proc proc /proc && {script}"));
     out.expect_stdout("meshinit=0");
-    out.expect_stdout("lookalike=running");
+    assert!(
+        out.stdout.lines().any(|l| l == "fence=fence term="),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     assert!(!out.stderr.contains("sent SIGTERM"), "{}", out.stderr);
 }
 
@@ -587,18 +625,22 @@ fn a_signal_storm_reaches_the_task_without_runaway_cpu() {
     running.expect_line(|l| l.starts_with("ready"), LIMIT);
     let pid = running.child.id();
     let began = Instant::now();
+    let mut sent = 0;
     for i in 0..count {
         let sig = signum(kinds[i % kinds.len()]);
         // SAFETY: kill has no memory arguments; the pid is meshinit, started here.
         if unsafe { libc::kill(pid as i32, sig) } != 0 {
             break;
         }
+        sent += 1;
         if i % 20 == 19 {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
     let storm = began.elapsed();
     let ticks = cpu_ticks(pid);
+    // A meshinit gone mid-storm (kill fails) must not pass as a shorter storm.
+    assert_eq!(sent, count, "meshinit went away after {sent} signals");
     let out = running.finish(LIMIT);
     assert_eq!(
         out.code,
