@@ -363,7 +363,11 @@ fn the_quit_window_asks_every_100ms() {
     assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
     // 100 ms between tries, plus the request and the process exit; a 10 s window cut to
     // one try at its end would take 9 s.
-    assert!(took < Duration::from_millis(400), "{took:?}: {}", out.stderr);
+    assert!(
+        took < Duration::from_millis(400),
+        "{took:?}: {}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -497,3 +497,87 @@ fn a_task_killed_by_sigkill_is_said_to_be() {
     ]);
     assert!(out.stderr.contains("\"signal\":\"KILL\""), "{}", out.stderr);
 }
+
+/// The summary names where each code came from, in every form of run.
+#[test]
+fn the_summary_for_a_signal_a_wait_and_a_quit() {
+    let ready = url(free_port(), "/ready");
+    // A TERM before the task: "signal", and the task never ran.
+    let mut running = start(
+        meshinit_bare(
+            Mode::Plain,
+            &["--ready-url", &ready, "--kill-fallback=false", "--", "true"],
+        ),
+        Mode::Plain,
+    );
+    running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("exit 143 (signal), waited "), "{last}");
+    // `wait`: ready is "wait", a time-out "timeout".
+    let endpoint_port = free_port();
+    let mut endpoint = fault(endpoint_port, "status:200", Place::Host);
+    let out = run_plain(&["wait", "--ready-url", &url(endpoint_port, "/ready")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("exit 0 (wait), waited "), "{last}");
+    let out = run_plain(&["wait", "--ready-url", &ready, "--timeout", "100ms"]);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("exit 69 (timeout), waited "), "{last}");
+    // `quit`: "quit", with how long it took.
+    let out = run_plain(&["quit", "--quit-url", &url(endpoint_port, "/quitquitquit")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("exit 0 (quit), quit took "), "{last}");
+    drop(endpoint.lines_so_far(Duration::from_millis(10)));
+}
+
+/// `--log warn` keeps warnings and errors, `--log error` only errors.
+#[test]
+fn warn_and_error_levels_filter_as_named() {
+    // A time-out: an error line, then the quit's warning (nothing listens, no fallback).
+    let args = |level: &'static str| {
+        vec![
+            "--log",
+            level,
+            "--mesh",
+            "istio",
+            "--ready-url",
+            "http://127.0.0.1:9/ready",
+            "--quit-url",
+            "http://127.0.0.1:9/quitquitquit",
+            "--timeout",
+            "200ms",
+            "--quit-window=0",
+            "--",
+            "true",
+        ]
+    };
+    let levels = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+            .collect()
+    };
+    let out = run_plain(&args("warn"));
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let seen = levels(&out.stderr);
+    assert!(seen.iter().any(|l| l == "error:"), "{}", out.stderr);
+    assert!(seen.iter().any(|l| l == "warn:"), "{}", out.stderr);
+    assert!(
+        seen.iter().all(|l| l == "error:" || l == "warn:"),
+        "{}",
+        out.stderr
+    );
+    let out = run_plain(&args("error"));
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let seen = levels(&out.stderr);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|l| l == "error:"),
+        "{}",
+        out.stderr
+    );
+}
