@@ -468,3 +468,68 @@ fn meshinit_runs_on_one_thread() {
     let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+/// TTIN and TTOU are meshinit's to ignore (a background meshinit must not stop); the
+/// real-time signals reach the task like any other.
+#[test]
+fn ttin_and_ttou_are_ignored_and_real_time_signals_forwarded() {
+    // Raw numbers: 40 and 64 are real-time signals under every libc.
+    let catcher = "import os, signal, time\n\
+                   h = lambda n, f: os.write(1, b'got %d\\n' % n)\n\
+                   for s in (21, 22, 40, 64): signal.signal(s, h)\n\
+                   print('ready', flush=True)\n\
+                   end = time.monotonic() + 10\n\
+                   while time.monotonic() < end: time.sleep(0.01)\n";
+    both(
+        "ttin_and_ttou_are_ignored_and_real_time_signals_forwarded",
+        |mode| {
+            let mut running = start(meshinit(mode, &["--", "python3", "-c", catcher]), mode);
+            running.expect_line(|l| l == "ready", LIMIT);
+            running.signal(libc::SIGTTIN);
+            running.signal(libc::SIGTTOU);
+            // The catcher takes pending signals lowest first: a forwarded TTIN (21) or TTOU
+            // (22) would be out before 40.
+            running.signal(40);
+            running.expect_line(|l| l == "got 40", Duration::from_secs(5));
+            running.signal(64);
+            running.expect_line(|l| l == "got 64", Duration::from_secs(5));
+            assert!(running.alive(), "{mode:?}: meshinit stopped");
+            running.signal(libc::SIGTERM);
+            assert_eq!(running.finish(LIMIT).code, Some(143), "{mode:?}");
+        },
+    );
+}
+
+/// The task runs in a process group of its own, with meshinit's working directory,
+/// environment and standard input.
+#[test]
+fn the_task_inherits_cwd_environment_and_stdin_in_its_own_group() {
+    use std::io::Write;
+    let dir = tempdir("inherit");
+    let script = "import os, sys\n\
+                  print(os.getcwd())\n\
+                  print(os.environ.get('MESHINIT_TEST_VALUE'))\n\
+                  print(sys.stdin.read().strip())\n\
+                  print('own-group' if os.getpgrp() == os.getpid() else 'shared-group')\n\
+                  print('parent-group' if os.getpgid(os.getppid()) != os.getpgrp() else 'same')\n";
+    let mut cmd = meshinit(Mode::Plain, &["--", "python3", "-c", script]);
+    cmd.current_dir(&dir)
+        .env("MESHINIT_TEST_VALUE", "from the caller")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line on stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "{}\nfrom the caller\nline on stdin\nown-group\nparent-group\n",
+        dir.canonicalize().unwrap().display()
+    );
+    assert_eq!(stdout, want, "{}", String::from_utf8_lossy(&out.stderr));
+}

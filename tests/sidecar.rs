@@ -949,3 +949,235 @@ fn a_success_code_counts_as_success_for_the_exit_and_the_sidecar() {
         out.stderr
     );
 }
+
+/// A readiness endpoint that hangs, closes at once or answers garbage still ends the wait
+/// at --timeout, neither earlier nor much later.
+#[test]
+fn a_misbehaving_readiness_endpoint_still_ends_at_the_timeout() {
+    for mode in ["hang", "close", "garbage"] {
+        let port = free_port();
+        let mut endpoint = fault(port, mode, Place::Host);
+        let began = Instant::now();
+        let out = run_meshinit(meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(free_port(), "/q"),
+                "--kill-fallback=false",
+                "--timeout",
+                "1s",
+                "--quit-window=0",
+                "--",
+                "true",
+            ],
+        ));
+        let took = began.elapsed();
+        assert_eq!(out.code, Some(69), "{mode}: {}", out.stderr);
+        assert!(
+            took >= Duration::from_millis(950) && took < Duration::from_millis(2_500),
+            "{mode}: {took:?}"
+        );
+        let asked = endpoint
+            .lines_so_far(Duration::from_millis(200))
+            .iter()
+            .filter(|l| l.starts_with("GET /ready"))
+            .count();
+        assert!(asked >= 1, "{mode}: never asked");
+    }
+}
+
+/// `meshinit wait` ends at once on a termination signal, with 128+N.
+#[test]
+fn wait_exits_128_plus_n_on_a_termination_signal() {
+    let (port, _sidecar) = never_ready();
+    for (name, sig) in [
+        ("TERM", libc::SIGTERM),
+        ("INT", libc::SIGINT),
+        ("HUP", libc::SIGHUP),
+        ("QUIT", libc::SIGQUIT),
+    ] {
+        let mut running = start(
+            meshinit_at(Place::Host, &["wait", "--ready-url", &url(port, "/ready")]),
+            Mode::Plain,
+        );
+        running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
+        let began = Instant::now();
+        running.signal(sig);
+        let out = running.finish(LIMIT);
+        assert_eq!(out.code, Some(128 + sig), "SIG{name}: {}", out.stderr);
+        assert!(began.elapsed() < Duration::from_secs(2), "SIG{name}");
+    }
+}
+
+/// A TERM during the quit window ends it: meshinit leaves at once, not after the window.
+#[test]
+fn a_term_ends_the_quit_window() {
+    let port = free_port();
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--kill-fallback=false",
+                "--timeout",
+                "200ms",
+                "--quit-window",
+                "20s",
+                "--",
+                "true",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_log(|l| l.contains("asking again every 100ms"), LIMIT);
+    let began = Instant::now();
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    // The time-out's code stays: the window only quits.
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+}
+
+/// Something listening and failing is asked again, three times at most, within the budget.
+#[test]
+fn the_quit_list_is_tried_at_most_three_times() {
+    for mode in ["status:500", "close"] {
+        let port = free_port();
+        let mut endpoint = fault(port, mode, Place::Host);
+        let began = Instant::now();
+        let out = run_meshinit(meshinit_at(
+            Place::Host,
+            &[
+                "quit",
+                "--mesh",
+                "istio",
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--kill-fallback=false",
+            ],
+        ));
+        assert_eq!(out.code, Some(69), "{mode}: {}", out.stderr);
+        assert!(began.elapsed() < Duration::from_secs(5), "{mode}");
+        let posts = endpoint
+            .lines_so_far(Duration::from_millis(300))
+            .iter()
+            .filter(|l| *l == "POST /quitquitquit")
+            .count();
+        assert_eq!(posts, 3, "{mode}: {}", out.stderr);
+    }
+}
+
+/// `meshinit quit` exits 0 when no endpoint took it but the /proc fallback signalled the
+/// sidecar (in a PID namespace of the test's own).
+#[test]
+fn quit_exits_0_when_only_proc_signalled() {
+    if !need_pid1("quit_exits_0_when_only_proc_signalled") {
+        return;
+    }
+    let dir = common::tempdir("quitproc");
+    std::fs::copy("/bin/sh", dir.join("pilot-agent")).unwrap();
+    let d = dir.display();
+    let script = format!(
+        "{d}/pilot-agent -c \"trap 'echo TERM > {d}/got; exit 0' TERM; : > {d}/ready; \
+           i=0; while [ \\$i -lt 200 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
+         i=0; while [ ! -e {d}/ready ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
+         {bin} quit --mesh istio --quit-url http://127.0.0.1:9/q --sidecar-exe {d}/pilot-agent; \
+         echo quit=$?; wait; echo got=$(cat {d}/got 2>/dev/null)",
+        bin = bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    clean_env(&mut cmd);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    out.expect_stdout("quit=0");
+    out.expect_stdout("got=TERM");
+}
+
+/// `localhost` is 127.0.0.1 then ::1 without a lookup: an /etc/hosts that says otherwise
+/// (in a mount namespace of the test's own) changes nothing.
+#[test]
+fn localhost_needs_no_lookup() {
+    if !need_pid1("localhost_needs_no_lookup") {
+        return;
+    }
+    let (port, mut sidecar) = never_ready();
+    let dir = common::tempdir("hosts");
+    std::fs::write(dir.join("hosts"), "192.0.2.1 localhost\n").unwrap();
+    std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").unwrap();
+    let script = format!(
+        "mount --bind {d}/hosts /etc/hosts && mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && \
+         exec {bin} quit --quit-url http://localhost:{port}/quitquitquit --kill-fallback=false",
+        d = dir.display(),
+        bin = bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c", &script]);
+    clean_env(&mut cmd);
+    let began = Instant::now();
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    // 503 is an answer that did not take it: asked on 127.0.0.1, not 192.0.2.1.
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let posts = sidecar
+        .lines_so_far(Duration::from_millis(300))
+        .iter()
+        .filter(|l| *l == "POST /quitquitquit")
+        .count();
+    assert!(posts >= 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("192.0.2.1"), "{}", out.stderr);
+}
+
+/// Every 5 s of waiting, one progress line with the elapsed time and the last answer.
+#[test]
+fn a_progress_line_every_five_seconds() {
+    let (port, _sidecar) = never_ready();
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "wait",
+            "--ready-url",
+            &url(port, "/ready"),
+            "--timeout",
+            "11s",
+        ],
+    ));
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let at: Vec<u64> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("still waiting for the sidecar after"))
+        .map(|l| {
+            assert!(l.contains("HTTP 503"), "the last answer: {l}");
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|t| t.strip_prefix('+')?.strip_suffix("ms")?.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(at.len(), 2, "{}", out.stderr);
+    for (i, ms) in at.iter().enumerate() {
+        let due = 5_000 * (i as u64 + 1);
+        assert!(
+            (due..due + 500).contains(ms),
+            "progress at {ms}ms: {}",
+            out.stderr
+        );
+    }
+}
