@@ -1,11 +1,16 @@
-//! The command line and the MESHINIT_* variables: help, version, and bad input.
+//! The command line and the MESHINIT_* variables, where people meet meshinit first: help,
+//! version, bad input, a flag's value never taken for the task, a subcommand after options,
+//! a command that cannot run (found before the wait), a misspelt variable, a huge value.
 
+#[macro_use]
 mod common;
 
-use common::{meshinit, run, run_args, Mode};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-const LIMIT: Duration = Duration::from_secs(10);
+use common::mesh::{fault, free_port, url, Place};
+use common::{meshinit, meshinit_bare, requests, run, run_args, run_plain, start, tempdir, Mode};
+
+const LIMIT: Duration = Duration::from_secs(40);
 
 #[test]
 fn help_lists_every_option_with_its_variable() {
@@ -192,4 +197,185 @@ fn the_quit_budget_has_a_flag_and_a_variable() {
         "{}",
         out.stderr
     );
+}
+
+// ---- a flag's value never becomes the task, subcommands, commands that cannot run, drift ----
+
+#[test]
+fn a_switch_followed_by_a_boolean_word_is_refused_and_nothing_runs() {
+    for switch in [
+        &["--process-group", "true"][..],
+        &["-g", "true"],
+        &["--kill-fallback", "false"],
+        &["--process-group", "yes"],
+        &["-g", "0"],
+    ] {
+        let mut args = vec!["--mesh", "none"];
+        args.extend_from_slice(switch);
+        args.extend(["--", "sh", "-c", "echo report"]);
+        let out = run_plain(&args);
+        assert_eq!(out.code, Some(64), "{switch:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{switch:?}: the task must not run");
+        let long = if switch[0] == "-g" {
+            "--process-group"
+        } else {
+            switch[0]
+        };
+        assert!(
+            out.stderr.contains(&format!("write {long}={}", switch[1])),
+            "{switch:?}: {}",
+            out.stderr
+        );
+    }
+    let out = run_plain(&["--mesh", "none", "-g", "--", "sh", "-c", "echo report"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "report"));
+}
+
+#[test]
+fn task_started_names_the_program_but_not_its_arguments() {
+    let out = run_plain(&["--mesh", "none", "--", "sh", "-c", "exit 0", "token-123"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("task started: sh (pid ");
+    assert!(!out.stderr.contains("token-123"), "{}", out.stderr);
+}
+
+#[test]
+fn options_may_come_before_the_subcommand() {
+    let began = Instant::now();
+    let out = run_plain(&["--timeout", "5s", "--mesh", "none", "wait"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(began.elapsed() < Duration::from_secs(3));
+    let out = run_plain(&["--mesh", "none", "--log", "debug", "quit"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // After --, `wait` is a program like any other.
+    let out = run_plain(&["--mesh", "none", "--", "wait"]);
+    assert_eq!(out.code, Some(127), "{}", out.stderr);
+}
+
+#[test]
+fn a_usage_mistake_in_wait_never_quits_the_sidecar_but_one_in_a_run_does() {
+    let port = free_port();
+    let mut endpoint = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    for args in [
+        &["--quit-url", &quit, "--timeot", "5s", "wait"][..],
+        &["--quit-url", &quit, "wait", "--timeout", "soon"],
+        &["--quit-url", &quit, "--timeout", "5s", "quit", "extra"],
+    ] {
+        let out = run_plain(args);
+        assert_eq!(out.code, Some(64), "{args:?}: {}", out.stderr);
+        assert_eq!(requests(&mut endpoint), 0, "{args:?}: {}", out.stderr);
+    }
+    let out = run_plain(&["--quit-url", &quit, "--timeot", "5s", "--", "true"]);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert_eq!(requests(&mut endpoint), 1, "a run's typo still quits");
+}
+
+#[test]
+fn a_command_that_cannot_run_fails_before_the_wait_and_still_quits() {
+    let port = free_port();
+    let mut endpoint = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    // Nothing will ever be ready there: without the look-up this waited the full minute.
+    let ready = url(free_port(), "/ready");
+    let dir = tempdir("unrunnable-early");
+    let plain_file = dir.join("report");
+    std::fs::write(&plain_file, "#!/bin/sh\necho never\n").unwrap();
+    let plain_file = plain_file.to_str().unwrap().to_owned();
+    let dir_path = dir.to_str().unwrap().to_owned();
+    // Executable, but not what execve runs (musl's execvp hands nothing to /bin/sh): no
+    // ELF header, no #! line; and a #! line naming a missing interpreter.
+    let executable = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        set_mode(&path, 0o755);
+        path.to_str().unwrap().to_owned()
+    };
+    let garbage = executable("garbage", "\x01\x02 not a program");
+    let no_shebang = executable("no-shebang", "echo never\n");
+    let no_interpreter = executable("no-interpreter", "#!/nonexistent/bash\necho never\n");
+    let mut asked = 0;
+    for (command, code) in [
+        ("no-such-command-for-meshinit", 127),
+        ("/nonexistent/report", 127),
+        (plain_file.as_str(), 126),
+        (dir_path.as_str(), 126),
+        (garbage.as_str(), 126),
+        (no_shebang.as_str(), 126),
+        (no_interpreter.as_str(), 127),
+    ] {
+        let began = Instant::now();
+        let out = run_plain(&[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--timeout",
+            "60s",
+            "--",
+            command,
+        ]);
+        assert_eq!(out.code, Some(code), "{command}: {}", out.stderr);
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{command}: took {:?}",
+            began.elapsed()
+        );
+        assert!(
+            !out.stderr.contains("waiting for the sidecar"),
+            "{}",
+            out.stderr
+        );
+        asked += 1;
+        assert_eq!(
+            requests(&mut endpoint),
+            asked,
+            "{command}: the sidecar is told to quit"
+        );
+    }
+    let out = run_plain(&["--mesh", "none", "--", &no_shebang]);
+    out.log_position("a shell script without one runs as: /bin/sh SCRIPT");
+    let out = run_plain(&["--mesh", "none", "--", &no_interpreter]);
+    out.log_position("(the interpreter its #! line names)");
+    // What passes the look-up runs: a script with an interpreter that is there.
+    let script = executable("script", "#!/bin/sh\nexit 7\n");
+    assert_eq!(run_plain(&["--mesh", "none", "--", &script]).code, Some(7));
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_misspelt_variable_gets_one_warning_with_the_closest_name() {
+    let mut cmd = meshinit_bare(Mode::Plain, &["--mesh", "none", "--", "true"]);
+    cmd.env("MESHINIT_TIMOUT", "5s");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("MESHINIT_TIMOUT"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].contains("did you mean MESHINIT_TIMEOUT?"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_huge_value_makes_a_short_error() {
+    let huge = "x".repeat(60_000);
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    cmd.env("MESHINIT_MESH", &huge);
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(64));
+    assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
+    assert!(out.stderr.contains("(60000 bytes)"), "{}", out.stderr);
+    let out = run_plain(&["--mesh", &huge, "--", "true"]);
+    assert_eq!(out.code, Some(64));
+    assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
 }

@@ -1,15 +1,23 @@
-//! meshinit as an init, black-box: exit codes, signals, reaping, the task's clean state.
-//! Each behaviour runs as PID 1 of a new PID namespace (root) and as a plain child.
+//! meshinit as an init, black-box: exit codes, signals (sent fault signals and real faults
+//! too), reaping, the task's clean state and inheritance, the terminal, load (10,000 orphans,
+//! a signal storm; the long forms in scripts/reliability) and least privilege (UID 65532, no
+//! capabilities). Each behaviour runs as PID 1 of a new PID namespace (root) and as a plain
+//! child where both apply.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{meshinit, need_pid1, run, run_args, signum, start, tempdir, Mode, Output};
+use common::mesh::{envoy, envoy_bin, free_port, url, Place};
+use common::{
+    bin, finish_plain, fixture, meshinit, meshinit_bare, meshinit_plain, meshinit_via, need_pid1,
+    run, run_args, signum, start, tempdir, Mode, Output, NONROOT,
+};
 
-const LIMIT: Duration = Duration::from_secs(20);
+const LIMIT: Duration = Duration::from_secs(40);
 
 /// Runs `body` as PID 1 (when possible) and as a plain child.
 fn both(test: &str, body: impl Fn(Mode)) {
@@ -532,4 +540,398 @@ fn the_task_inherits_cwd_environment_and_stdin_in_its_own_group() {
         dir.canonicalize().unwrap().display()
     );
     assert_eq!(stdout, want, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+// ---- every signal someone sends reaches the task -----------------------------------------
+
+const FAULT_SIGNALS: [&str; 7] = ["ILL", "TRAP", "ABRT", "BUS", "FPE", "SEGV", "SYS"];
+
+fn fault_signals_reach_the_task(mode: Mode) {
+    let catcher = fixture("sigcatch.py");
+    let mut args = vec!["--mesh", "none", "--", catcher.to_str().unwrap()];
+    args.extend(FAULT_SIGNALS);
+    let mut running = start(meshinit_bare(mode, &args), mode);
+    running.expect_line(|l| l.starts_with("ready"), LIMIT);
+    for name in FAULT_SIGNALS {
+        running.signal(signum(name));
+        running.expect_line(|l| l == format!("got {name}"), Duration::from_secs(10));
+    }
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+}
+
+#[test]
+fn sent_fault_signals_are_forwarded_as_pid1() {
+    if need_pid1("sent_fault_signals_are_forwarded_as_pid1") {
+        fault_signals_reach_the_task(Mode::Pid1);
+    }
+}
+
+#[test]
+fn sent_fault_signals_are_forwarded_as_a_subreaper() {
+    fault_signals_reach_the_task(Mode::Plain);
+}
+
+/// gdb, which makes a real fault in a running meshinit; None (with the reason) without it.
+fn gdb(test: &str) -> Option<()> {
+    let found = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match found {
+        true => Some(()),
+        false if common::in_ci() => panic!("{test}: no gdb, and CI=true forbids skipping"),
+        false => {
+            eprintln!("SKIP {test}: gdb is not installed (scripts/setup installs it)");
+            None
+        }
+    }
+}
+
+fn a_real_fault_kills(mode: Mode, test: &str) {
+    or_skip!(gdb(test));
+    let mut running = start(
+        meshinit_bare(
+            mode,
+            &[
+                "--mesh",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                "echo up $$; exec sleep 30",
+            ],
+        ),
+        mode,
+    );
+    let up = running.expect_line(|l| l.starts_with("up "), LIMIT);
+    let pid = running.meshinit_pid();
+    // Jump to address 0: the next instruction fetch faults, as a bug in meshinit would.
+    let gdb = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "set $pc = 0", "-ex", "detach"])
+        .output()
+        .expect("run gdb");
+    assert!(
+        gdb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gdb.stderr)
+    );
+    let out = running.finish(LIMIT);
+    let segv = libc::SIGSEGV;
+    assert!(
+        out.signal == Some(segv) || out.code == Some(128 + segv),
+        "{mode:?}: meshinit was not killed by the fault: {:?} {:?}\n{}",
+        out.code,
+        out.signal,
+        out.stderr
+    );
+    if mode == Mode::Plain {
+        // The task was meshinit's child, now orphaned: end it by the pid it printed.
+        if let Some(task) = up
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: kill has no memory arguments; the pid is the task this test started.
+            unsafe { libc::kill(task, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn a_real_fault_still_kills_meshinit_as_pid1() {
+    let test = "a_real_fault_still_kills_meshinit_as_pid1";
+    if need_pid1(test) {
+        a_real_fault_kills(Mode::Pid1, test);
+    }
+}
+
+#[test]
+fn a_real_fault_still_kills_meshinit_as_a_subreaper() {
+    a_real_fault_kills(
+        Mode::Plain,
+        "a_real_fault_still_kills_meshinit_as_a_subreaper",
+    );
+}
+
+// ---- load --------------------------------------------------------------------------------
+
+#[test]
+fn ten_thousand_orphans_exiting_at_once_are_reaped_with_flat_memory() {
+    let test = "ten_thousand_orphans_exiting_at_once_are_reaped_with_flat_memory";
+    if !need_pid1(test) {
+        return;
+    }
+    let dir = tempdir("10k");
+    // 10,000 orphans block on a fifo and are released at once; PID 1 (meshinit) must reap
+    // them all without its memory growing.
+    let script = format!(
+        "f={d}/fifo; mkfifo $f; \
+         rss() {{ sed -n 's/^VmRSS:[[:space:]]*//p' /proc/1/status; }}; \
+         before=$(rss); \
+         i=0; while [ $i -lt 10000 ]; do (read x < $f &); i=$((i+1)); done; \
+         exec 3<>$f; sleep 1; \
+         kids() {{ cat /proc/[0-9]*/stat 2>/dev/null | awk '$4 == 1' | wc -l; }}; \
+         echo adopted=$(kids); start=$(date +%s%N); exec 3>&-; \
+         i=0; while [ $i -lt 100 ] && [ $(kids) -gt 1 ]; do sleep 0.1; i=$((i+1)); done; \
+         echo left=$(kids) ms=$(( ($(date +%s%N) - start) / 1000000 )); \
+         echo rss_before=$before rss_after=$(rss)",
+        d = dir.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin());
+    cmd.args([
+        "--mesh", "none", "--log", "warn", "--", "bash", "-c", &script,
+    ]);
+    let out = start(cmd, Mode::Plain).finish(Duration::from_secs(240));
+    eprintln!("{}", out.stdout);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let field = |name: &str| -> i64 {
+        out.stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim_end_matches("kB").parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {}", out.stdout))
+    };
+    assert!(field("adopted") >= 10_001, "{}", out.stdout);
+    assert_eq!(
+        field("left"),
+        1,
+        "only the task itself may remain: {}",
+        out.stdout
+    );
+    let (before, after) = (field("rss_before"), field("rss_after"));
+    assert!(
+        after <= before + 64,
+        "meshinit's RSS grew from {before} kB to {after} kB"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// CPU time (utime + stime, in clock ticks) of `pid`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r.split(' ').collect())
+        .unwrap_or_default();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12)
+}
+
+#[test]
+fn a_signal_storm_reaches_the_task_without_runaway_cpu() {
+    let count: usize = std::env::var("MESHINIT_STORM_SIGNALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let kinds = [
+        "HUP", "INT", "QUIT", "USR1", "USR2", "PIPE", "ALRM", "CONT", "URG", "WINCH", "TSTP",
+    ];
+    let catcher = common::fixture("sigcatch.py");
+    let mut args = vec![
+        "--mesh",
+        "none",
+        "--log",
+        "warn",
+        "--",
+        catcher.to_str().unwrap(),
+    ];
+    args.extend(kinds);
+    let mut cmd = meshinit_plain(&args);
+    // The catcher stays for the whole storm (20 signals per 10 ms), not just until each
+    // kind came once.
+    let storm_seconds = count as f64 / 2000.0 + 1.0;
+    cmd.env("SIGCATCH_MIN_SECONDS", storm_seconds.to_string());
+    let mut running = start(cmd, Mode::Plain);
+    running.expect_line(|l| l.starts_with("ready"), LIMIT);
+    let pid = running.child.id();
+    let began = Instant::now();
+    let mut sent = 0;
+    for i in 0..count {
+        let sig = signum(kinds[i % kinds.len()]);
+        // SAFETY: kill has no memory arguments; the pid is meshinit, started here.
+        if unsafe { libc::kill(pid as i32, sig) } != 0 {
+            break;
+        }
+        sent += 1;
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let storm = began.elapsed();
+    let ticks = cpu_ticks(pid);
+    // A meshinit gone mid-storm (kill fails) must not pass as a shorter storm.
+    assert_eq!(sent, count, "meshinit went away after {sent} signals");
+    let out = running.finish(LIMIT);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "not every kind arrived: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    for kind in kinds {
+        assert!(
+            out.stdout.contains(&format!("got {kind}")),
+            "{kind} never arrived"
+        );
+    }
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let cpu_ms = ticks * 1000 / hz;
+    eprintln!("storm: {count} signals in {storm:?}, meshinit CPU {cpu_ms} ms");
+    assert!(
+        cpu_ms < 2000,
+        "meshinit used {cpu_ms} ms of CPU for {count} signals"
+    );
+}
+
+// ---- least privilege ---------------------------------------------------------------------
+
+fn nonroot(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true; // already unprivileged
+    }
+    need_pid1(test)
+}
+
+/// `args` run as UID 65532 with no capabilities (when the test runs as root).
+fn as_nobody(args: &[&str]) -> Command {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    meshinit_via(if root { &NONROOT } else { &[] }, args)
+}
+
+#[test]
+fn unprivileged_meshinit_runs_reaps_forwards_and_quits() {
+    let test = "unprivileged_meshinit_runs_reaps_forwards_and_quits";
+    if !nonroot(test) {
+        return;
+    }
+    let out = finish_plain(as_nobody(&[
+        "--mesh",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "id -u; grep CapEff /proc/self/status; exit 3",
+    ]));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(out.stdout.starts_with("65532\n"), "{}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains("CapEff:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+
+    // Orphans are adopted and reaped without any privilege (PR_SET_CHILD_SUBREAPER).
+    let out = finish_plain(as_nobody(&[
+        "--mesh", "none", "--", "sh", "-c",
+        "(sleep 0.2 &); sleep 0.6; z=0; for f in /proc/[0-9]*/stat; do set -- $(cat $f 2>/dev/null); \
+         [ \"$3\" = Z ] && [ \"$4\" = \"$PPID\" ] && z=$((z+1)); done; echo zombies=$z",
+    ]));
+    assert_eq!(out.stdout.trim(), "zombies=0", "{}", out.stderr);
+
+    let catcher = common::fixture("sigcatch.py");
+    let mut running = start(
+        as_nobody(&[
+            "--mesh",
+            "none",
+            "--",
+            catcher.to_str().unwrap(),
+            "USR1",
+            "TERM",
+        ]),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l.starts_with("ready"), LIMIT);
+    let meshinit_pid = find_meshinit_below(running.child.id());
+    for sig in [libc::SIGUSR1, libc::SIGTERM] {
+        // SAFETY: kill has no memory arguments; the pid is the meshinit this test started.
+        assert_eq!(unsafe { libc::kill(meshinit_pid, sig) }, 0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(running.finish(LIMIT).code, Some(0));
+
+    let test = "unprivileged_meshinit_waits_for_and_quits_envoy";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let out = finish_plain(as_nobody(&[
+        "--ready-url",
+        &url(port, "/ready"),
+        "--quit-url",
+        &url(port, "/quitquitquit"),
+        "--",
+        "true",
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("sidecar quit via");
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+/// setpriv execs meshinit in place, so the pid is the child's own; kept as a function so
+/// that a wrapper that forks would be noticed here.
+fn find_meshinit_below(pid: u32) -> i32 {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    assert_eq!(
+        exe,
+        bin().canonicalize().unwrap_or_else(|_| bin()),
+        "pid {pid} is not meshinit"
+    );
+    pid as i32
+}
+
+#[test]
+fn as_pid1_of_a_user_namespace_without_root() {
+    let test = "as_pid1_of_a_user_namespace_without_root";
+    if !nonroot(test) {
+        return;
+    }
+    // An unprivileged user makes a user and PID namespace of its own (unshare -r) and runs
+    // meshinit as its PID 1.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(&NONROOT[1..6]);
+    cmd.args([
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+    ])
+    .arg(bin())
+    .args([
+        "--mesh",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); exit 12",
+    ]);
+    let out = finish_plain(cmd);
+    if out.code != Some(12) && out.stderr.contains("unshare failed") {
+        assert!(
+            !common::in_ci(),
+            "{test}: unprivileged user namespaces are off: {}",
+            out.stderr
+        );
+        eprintln!("SKIP {test}: unprivileged user namespaces are off here");
+        return;
+    }
+    assert_eq!(out.code, Some(12), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("--mesh none"), "{}", out.stdout);
 }

@@ -1,21 +1,22 @@
 //! What a Job's user reads: the JSON lines a log pipeline parses, the signal story, the
 //! summary line, a refusal said once, and the Kubernetes termination message written only
-//! when the task never ran (in mount namespaces of the test's own).
+//! when the task never ran (in mount namespaces of the test's own); levels; a stderr that is
+//! full, without reader or closed; secrets kept out of help and logs.
 
 #[macro_use]
 mod common;
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::mesh::{envoy, envoy_bin, fault, free_port, url, Place};
-use common::{meshinit_bare, meshinit_via, need_pid1, start, tempdir, Mode, Output};
+use common::{
+    bin, finish_plain, meshinit_bare, meshinit_plain, meshinit_via, need_pid1, run_plain, start,
+    tempdir, Mode, Output,
+};
 
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn run_plain(args: &[&str]) -> Output {
-    start(meshinit_bare(Mode::Plain, args), Mode::Plain).finish(LIMIT)
-}
+const LIMIT: Duration = Duration::from_secs(40);
 
 /// Every stderr line through Python's JSON parser; prints each object back as one line of
 /// `key=value` pairs, sorted, for the assertions.
@@ -580,4 +581,131 @@ fn warn_and_error_levels_filter_as_named() {
         "{}",
         out.stderr
     );
+}
+
+// ---- meshinit's own output: a stderr that is full, without reader or closed; secrets -----
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created and are owned here alone.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Runs meshinit with `stderr` as its standard error; returns its exit code within 10 s.
+fn code_with_stderr(args: &[&str], stderr: Stdio) -> Option<i32> {
+    let mut cmd = meshinit_plain(args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_full_stderr_pipe_does_not_block_meshinit() {
+    let (read_end, write_end) = pipe();
+    // The task fills the pipe that nobody reads (through a non-blocking description of its
+    // own, so that it does not block itself) and exits; meshinit's own lines after that
+    // must be dropped, not block it.
+    let fill = "import os\n\
+                fd = os.open('/proc/self/fd/2', os.O_WRONLY | os.O_NONBLOCK)\n\
+                try:\n    while True: os.write(fd, b'x' * 4096)\n\
+                except BlockingIOError:\n    pass\n\
+                raise SystemExit(5)\n";
+    let code = code_with_stderr(
+        &[
+            "--mesh", "none", "--log", "debug", "--", "python3", "-c", fill,
+        ],
+        Stdio::from(write_end),
+    );
+    drop(read_end);
+    assert_eq!(
+        code,
+        Some(5),
+        "meshinit blocked on its full stderr or lost the code"
+    );
+}
+
+#[test]
+fn a_stderr_without_reader_neither_kills_meshinit_nor_signals_the_task() {
+    let (read_end, write_end) = pipe();
+    drop(read_end);
+    let (out_read, out_write) = pipe();
+    let mut cmd = meshinit_plain(&[
+        "--mesh",
+        "none",
+        "--log",
+        "debug",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo task-got-PIPE' PIPE; sleep 0.5; echo done",
+    ]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(write_end));
+    let status = cmd.status().unwrap();
+    // The command holds its copy of the write end until dropped; then EOF can come.
+    drop(cmd);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_read), &mut text).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert_eq!(text.trim(), "done", "SIGPIPE reached the task: {text}");
+}
+
+#[test]
+fn a_closed_stderr_is_no_problem() {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec 2>&-; exec \"$0\" --mesh none -- sh -c 'exit 7'"])
+        .arg(bin());
+    common::clean_env(&mut cmd);
+    cmd.env("MESHINIT_LOG", "debug");
+    assert_eq!(cmd.status().unwrap().code(), Some(7));
+}
+
+#[test]
+fn secrets_stay_out_of_help_and_logs() {
+    let secret = "s3cr3t-value";
+    let admin = format!("http://user:{secret}@127.0.0.1:9");
+    let mut cmd = meshinit_plain(&["--timeout", "300ms", "--quit-window=0", "--", "true"]);
+    cmd.env("ENVOY_ADMIN_API", &admin).env(
+        "GENERIC_QUIT_ENDPOINTS",
+        format!("http://u:{secret}@127.0.0.1:9/x"),
+    );
+    let out = finish_plain(cmd);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("http://***@127.0.0.1:9"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(secret), "{}", out.stderr);
+
+    let mut cmd = meshinit_plain(&["--mesh", "none", "true"]);
+    cmd.env("NEVER_KILL_ISTIO", secret);
+    let out = finish_plain(cmd);
+    assert_eq!(out.code, Some(64));
+    assert!(
+        out.stderr.contains("NEVER_KILL_ISTIO") && !out.stderr.contains(secret),
+        "{}",
+        out.stderr
+    );
+
+    let mut cmd = meshinit_plain(&["--help"]);
+    cmd.env("ENVOY_ADMIN_API", &admin)
+        .env("MESHINIT_QUIT_URL", &admin);
+    let out = finish_plain(cmd);
+    assert_eq!(out.code, Some(0));
+    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
 }

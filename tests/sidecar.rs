@@ -1,6 +1,9 @@
 //! The sidecar lifecycle against real parts: a real Envoy and misbehaving endpoints (Istio's
-//! real pilot-agent is in tests/istio.rs). Tests on the standard ports run in a network
-//! namespace of their own (root); the others use loopback ports chosen per test.
+//! real pilot-agent is in tests/istio.rs) — waiting, quitting, zero configuration, sidecars
+//! that come late or listen on IPv6 only, scuttle's and envoy-preflight's variables, a
+//! hanging resolver, faults at each phase and the /proc fallback. Tests on the standard
+//! ports run in a network namespace of their own (root); the others use loopback ports
+//! chosen per test.
 
 #[macro_use]
 mod common;
@@ -8,10 +11,16 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::mesh::{envoy, envoy_bin, envoy_in_netns, fault, free_port, url, wait_ready, Place};
-use common::{bin, clean_env, need_pid1, start, Mode, Output, Running};
+use common::mesh::{
+    envoy, envoy_at, envoy_bin, envoy_in_netns, envoy_never_ready, fault, free_port,
+    pilot_agent_with, url, wait_ready, IstioPorts, Place,
+};
+use common::{
+    bin, clean_env, finish_plain, fixture, meshinit_bare, meshinit_plain, need_pid1, posts,
+    requests, root_netns, start, tempdir, Mode, Output, Running, NONROOT,
+};
 
-const LIMIT: Duration = Duration::from_secs(30);
+const LIMIT: Duration = Duration::from_secs(40);
 
 /// meshinit with `args` at `place`, configured by `args` alone.
 fn meshinit_at(place: Place, args: &[&str]) -> Command {
@@ -1180,4 +1189,745 @@ fn a_progress_line_every_five_seconds() {
             out.stderr
         );
     }
+}
+
+// ---- zero configuration ------------------------------------------------------------------
+
+/// The connections the sidecar ports' watcher has seen so far.
+fn connections(watched: &mut Running) -> Vec<String> {
+    watched
+        .lines_so_far(Duration::from_millis(300))
+        .into_iter()
+        .filter(|l| l.starts_with("connection"))
+        .collect()
+}
+
+/// Every port a known sidecar listens on, counted on 127.0.0.1 and ::1.
+fn sidecar_ports_watched(place: Place) -> Running {
+    let mut cmd = place.command("python3");
+    cmd.arg(fixture("listeners.py"))
+        .args(["15000", "15001", "15020", "15021", "4191"]);
+    let mut running = start(cmd, Mode::Plain);
+    running.expect_line(|l| l == "listening", Duration::from_secs(20));
+    running
+}
+
+#[test]
+fn no_configuration_outside_kubernetes_makes_no_request_and_starts_at_once() {
+    let test = "no_configuration_outside_kubernetes_makes_no_request_and_starts_at_once";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    let mut watched = sidecar_ports_watched(place);
+    let began = Instant::now();
+    let out = start(
+        place.meshinit(&["--", "sh", "-c", "echo ran; exit 4"]),
+        Mode::Plain,
+    )
+    .finish(LIMIT);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert_eq!(out.stdout, "ran");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    let seen = connections(&mut watched);
+    assert!(seen.is_empty(), "requests made: {seen:?}\n{}", out.stderr);
+}
+
+#[test]
+fn native_sidecar_and_ambient_settings_make_no_request_in_a_pod() {
+    let test = "native_sidecar_and_ambient_settings_make_no_request_in_a_pod";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    // A sidecar is there (a native one: the kubelet owns it); meshinit must leave it alone.
+    let mut watched = sidecar_ports_watched(place);
+    let mut cmd = place.meshinit(&["--", "sh", "-c", "exit 0"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        .env("MESHINIT_MESH", "none");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = connections(&mut watched);
+    assert!(seen.is_empty(), "requests made: {seen:?}\n{}", out.stderr);
+}
+
+#[test]
+fn no_configuration_in_a_pod_without_a_sidecar_runs_the_task_within_seconds() {
+    let test = "no_configuration_in_a_pod_without_a_sidecar_runs_the_task_within_seconds";
+    let ns = or_skip!(root_netns(test));
+    let began = Instant::now();
+    let mut cmd = Place::In(&ns).meshinit(&["--", "sh", "-c", "echo ran; exit 3"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(3), "the task's code: {}", out.stderr);
+    assert_eq!(out.stdout, "ran");
+    assert!(
+        began.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position("no sidecar answered within 5000ms: running without one");
+    // A time limit shorter than the search shortens the search: still no failure.
+    let began = Instant::now();
+    let mut cmd = Place::In(&ns).meshinit(&["--", "sh", "-c", "echo ran; exit 4"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        .env("MESHINIT_TIMEOUT", "1s");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(4), "the task's code: {}", out.stderr);
+    assert_eq!(out.stdout, "ran");
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position("no sidecar answered within 1000ms: running without one");
+}
+
+#[test]
+fn no_configuration_in_a_pod_with_linkerd_waits_and_quits_it() {
+    let test = "no_configuration_in_a_pod_with_linkerd_waits_and_quits_it";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    let mut proxy = fault(4191, "linkerd", place);
+    let mut cmd = place.meshinit(&["--", "sh", "-c", "exit 2"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    out.log_position("found the linkerd sidecar");
+    out.log_position("sidecar quit via http://127.0.0.1:4191/shutdown");
+    assert!(proxy.exits_within(Duration::from_secs(5)));
+}
+
+// ---- a sidecar that comes late, IPv6-only pods, scuttle's fork, a hanging resolver -------
+
+#[test]
+fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
+    let test = "an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let began = Instant::now();
+    let running = start(
+        place.meshinit(&[
+            "--mesh",
+            "envoy",
+            "--timeout",
+            "1s",
+            "--quit-window",
+            "15s",
+            "--",
+            "true",
+        ]),
+        Mode::Plain,
+    );
+    // Two seconds after meshinit gave up.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(17),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position("asking again every 100ms for up to 15000ms (--quit-window)");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "the late Envoy still runs"
+    );
+}
+
+/// The window asks every 100 ms: a quit endpoint that starts listening in the middle of
+/// it is asked within about that, once.
+#[test]
+fn the_quit_window_asks_every_100ms() {
+    let port = free_port();
+    let mut running = start(
+        meshinit_bare(
+            Mode::Plain,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--kill-fallback=false",
+                "--timeout",
+                "300ms",
+                "--quit-window",
+                "10s",
+                "--",
+                "true",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_log(|l| l.contains("asking again every 100ms"), LIMIT);
+    // Late on purpose: a second into the window.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut endpoint = fault(port, "status:200", Place::Host);
+    let listening = Instant::now();
+    let out = running.finish(LIMIT);
+    let took = listening.elapsed();
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
+    // 100 ms between tries, plus the request and the process exit; a 10 s window cut to
+    // one try at its end would take 9 s.
+    assert!(
+        took < Duration::from_millis(400),
+        "{took:?}: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn auto_quits_a_sidecar_that_appeared_after_the_search() {
+    let test = "auto_quits_a_sidecar_that_appeared_after_the_search";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let running = start(
+        place.meshinit(&[
+            "--mesh",
+            "auto",
+            "--sidecar-grace",
+            "500ms",
+            "--",
+            "sh",
+            "-c",
+            "sleep 3; exit 5",
+        ]),
+        Mode::Plain,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    out.log_position("no sidecar answered within 500ms");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn an_envoy_admin_on_ipv6_loopback_only_is_waited_for_and_quit() {
+    let test = "an_envoy_admin_on_ipv6_loopback_only_is_waited_for_and_quit";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let mut sidecar = envoy_at(&envoy_path, "::1", 15000, place);
+    let out = start(
+        place.meshinit(&["--mesh", "envoy", "--", "sh", "-c", "exit 6"]),
+        Mode::Plain,
+    )
+    .finish(LIMIT);
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    out.log_position("the sidecar is ready");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
+    assert!(sidecar.exits_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn the_maintained_scuttle_forks_variables_keep_their_meaning() {
+    let test = "the_maintained_scuttle_forks_variables_keep_their_meaning";
+    let envoy_path = or_skip!(common::mesh::envoy_bin(test));
+    // GENERIC_QUIT_ONLY: the generic endpoint is told, Envoy is not.
+    let admin = free_port();
+    let mut sidecar = envoy(&envoy_path, admin, Place::Host);
+    let generic = free_port();
+    let mut notified = fault(generic, "status:200", Place::Host);
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    cmd.env("ENVOY_ADMIN_API", url(admin, ""))
+        .env("GENERIC_QUIT_ENDPOINTS", url(generic, "/done"))
+        .env("GENERIC_QUIT_ONLY", "true");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(requests(&mut notified), 1, "{}", out.stderr);
+    assert!(
+        !sidecar.exits_within(Duration::from_millis(500)),
+        "Envoy was quit"
+    );
+
+    // QUIT_REQUEST_TIMEOUT: a quit endpoint that never answers costs that long, no more.
+    let hang = free_port();
+    let mut hanging = fault(hang, "hang", Place::Host);
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    cmd.env("ENVOY_ADMIN_API", url(hang, ""))
+        .env("START_WITHOUT_ENVOY", "true")
+        .env("ISTIO_QUIT_API", url(free_port(), ""))
+        .env("ISTIO_FALLBACK_PKILL", "false")
+        .env("QUIT_REQUEST_TIMEOUT", "700ms");
+    let began = Instant::now();
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let took = began.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Asked, and waited on for the budget (not the default 4 s), no longer.
+    assert!(requests(&mut hanging) >= 1, "never asked: {}", out.stderr);
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_millis(1_500),
+        "{took:?}: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_hanging_resolver_does_not_stretch_the_time_limit() {
+    let test = "a_hanging_resolver_does_not_stretch_the_time_limit";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    let mut dns = place.command("python3");
+    dns.arg(fixture("silent_dns.py"));
+    let mut dns = start(dns, Mode::Plain);
+    dns.expect_line(|l| l == "listening", Duration::from_secs(20));
+    let dir = tempdir("resolver");
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
+    )
+    .unwrap();
+    // A mount namespace of its own, so that only meshinit sees the silent resolver.
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
+        resolv.display()
+    );
+    let cmd = common::meshinit_via(
+        &[
+            "ip", "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
+        ],
+        &[
+            "--mesh",
+            "none",
+            "--ready-url",
+            "http://sidecar.example:15000/ready",
+            "--timeout",
+            "2s",
+            "--",
+            "true",
+        ],
+    );
+    let began = Instant::now();
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_millis(2_600),
+        "{:?}",
+        began.elapsed()
+    );
+    // meshinit's own clock: the time-out line within 100 ms of the limit.
+    let line = &out.stderr.lines().collect::<Vec<_>>()[out.log_position("not ready within 2000ms")];
+    let ms: u64 = line
+        .split_once('+')
+        .and_then(|(_, rest)| rest.split_once("ms"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {line:?}"));
+    assert!(ms <= 2_100, "{line}");
+    let queries = dns.lines_so_far(Duration::from_millis(100));
+    assert!(
+        !queries.is_empty(),
+        "the resolver was never asked: {}",
+        out.stderr
+    );
+}
+
+// ---- faults around a real Envoy ----------------------------------------------------------
+
+#[test]
+fn envoy_killed_during_the_wait_ends_in_the_time_limit() {
+    let test = "envoy_killed_during_the_wait_ends_in_the_time_limit";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let mut sidecar = envoy_never_ready(&envoy_path, port);
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    let running = start(
+        meshinit_plain(&[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--timeout",
+            "2s",
+            "--quit-window=0",
+            "--",
+            "echo",
+            "ran",
+        ]),
+        Mode::Plain,
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    sidecar.child.kill().unwrap();
+    let began = Instant::now();
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        began.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position("not ready within 2000ms");
+}
+
+#[test]
+fn envoy_killed_between_the_task_and_the_quit() {
+    let test = "envoy_killed_between_the_task_and_the_quit";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let sidecar = envoy(&envoy_path, port, Place::Host);
+    wait_ready(port, "/ready", Duration::from_secs(20));
+    // The task's last act is to SIGKILL Envoy (by the pid this test started).
+    let script = format!("kill -KILL {}; exit 6", sidecar.child.id());
+    let began = Instant::now();
+    let out = finish_plain(meshinit_plain(&[
+        "--ready-url",
+        &url(port, "/ready"),
+        "--quit-url",
+        &url(port, "/quitquitquit"),
+        "--kill-fallback=false",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    // Dead before the quit (refused), or dying as it came (reset, then refused: gone).
+    assert!(
+        out.stderr.contains("failed: connection refused")
+            || out.stderr.contains("no longer listens"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn pilot_agent_dying_before_it_answers_the_quit() {
+    let test = "pilot_agent_dying_before_it_answers_the_quit";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let ports = IstioPorts::free();
+    let mut agent = pilot_agent_with(
+        &envoy_path,
+        ports,
+        Duration::ZERO,
+        Place::Host,
+        &["--die-on-quit"],
+    );
+    wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
+    let started = agent.expect_line(|l| l.starts_with("envoy started "), LIMIT);
+    let envoy_pid: i32 = started.rsplit(' ').next().unwrap().parse().unwrap();
+    let began = Instant::now();
+    let out = finish_plain(meshinit_plain(&[
+        "--ready-url",
+        &url(ports.ready, "/healthz/ready"),
+        "--quit-url",
+        &url(ports.status, "/quitquitquit"),
+        "--quit-url",
+        &url(ports.admin, "/quitquitquit"),
+        "--kill-fallback=false",
+        "--",
+        "sh",
+        "-c",
+        "exit 4",
+    ]));
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position(&format!(
+        "quit via {} failed",
+        url(ports.status, "/quitquitquit")
+    ));
+    assert!(agent.exits_within(Duration::from_secs(5)));
+    // The agent left its Envoy running: the next endpoint, Envoy's own, quit it.
+    out.log_position(&format!(
+        "sidecar quit via {}",
+        url(ports.admin, "/quitquitquit")
+    ));
+    let gone = || {
+        // SAFETY: signal 0 only checks the pid, the Envoy the stand-in this test started ran.
+        let alive = unsafe { libc::kill(envoy_pid, 0) } == 0;
+        !alive
+            || std::fs::read_to_string(format!("/proc/{envoy_pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let quit = gone();
+    if !quit {
+        // SAFETY: as above; the test ends what it started.
+        unsafe { libc::kill(envoy_pid, libc::SIGKILL) };
+    }
+    assert!(quit, "Envoy {envoy_pid} still runs: {}", out.stderr);
+}
+
+#[test]
+fn both_gone_at_quit_time() {
+    let test = "both_gone_at_quit_time";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let ports = IstioPorts::free();
+    let agent = pilot_agent_with(&envoy_path, ports, Duration::ZERO, Place::Host, &[]);
+    wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
+    // SIGKILL of the stand-in takes its Envoy along (parent-death signal).
+    let script = format!("kill -KILL {}; sleep 0.3; exit 9", agent.child.id());
+    let began = Instant::now();
+    let out = finish_plain(meshinit_plain(&[
+        "--ready-url",
+        &url(ports.ready, "/healthz/ready"),
+        "--quit-url",
+        &url(ports.status, "/quitquitquit"),
+        "--quit-url",
+        &url(ports.admin, "/quitquitquit"),
+        "--kill-fallback=false",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(out.code, Some(9), "{}", out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    out.log_position("no quit endpoint took the request");
+}
+
+#[test]
+fn a_quit_taken_but_not_acted_on_gets_sigterm_through_proc() {
+    let test = "a_quit_taken_but_not_acted_on_gets_sigterm_through_proc";
+    if !need_pid1(test) {
+        return;
+    }
+    // In a PID namespace of the test's own: a "sidecar" (fault.py) that answers 200 to the
+    // quit and goes on running. meshinit may signal only its executable (the real python).
+    let python = String::from_utf8(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import os, sys; print(os.path.realpath(sys.executable))",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let port = free_port();
+    let script = format!(
+        "python3 {fault} {port} status:200 --lifetime 20 > /dev/null & pid=$!; \
+         i=0; while [ $i -lt 100 ] && ! (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; i=$((i+1)); done; \
+         {bin} --mesh none --quit-url http://127.0.0.1:{port}/quitquitquit --sidecar-exe {python} \
+           --quit-wait 500ms -- sh -c 'exit 2'; echo meshinit=$?; \
+         sleep 0.3; if kill -0 $pid 2>/dev/null; then echo sidecar=running; else echo sidecar=gone; fi",
+        fault = common::fixture("fault.py").display(),
+        bin = bin().display(),
+        python = python.trim(),
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "bash",
+        "-c",
+        &script,
+    ]);
+    let out = finish_plain(cmd);
+    out.expect_stdout("meshinit=2");
+    out.expect_stdout("sidecar=gone");
+    out.log_position("took the quit but still runs after 500ms");
+    out.log_position("sent SIGTERM to");
+}
+
+#[test]
+fn a_task_ignoring_term_is_waited_for_and_the_sidecar_quit_after_it() {
+    let port = free_port();
+    let mut sidecar = fault(port, "status:200", Place::Host);
+    let mut running = start(
+        meshinit_plain(&[
+            "--mesh",
+            "none",
+            "--quit-url",
+            &url(port, "/quitquitquit"),
+            "--kill-fallback=false",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo ignored' TERM; echo up; sleep 1; sleep 1; echo done; exit 0",
+        ]),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    running.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(running.alive(), "meshinit must not leave before its task");
+    assert_eq!(posts(&mut sidecar), 0, "the sidecar must outlive the task");
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("done"), "{}", out.stdout);
+    assert!(out.log_position("task exited") < out.log_position("sidecar quit via"));
+    assert_eq!(posts(&mut sidecar), 1);
+}
+
+#[test]
+fn repeated_runs_against_a_real_envoy_leave_nothing_behind() {
+    let test = "repeated_runs_against_a_real_envoy_leave_nothing_behind";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let runs: usize = std::env::var("MESHINIT_SOAK_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let mut latencies = Vec::new();
+    for run in 0..runs {
+        let port = free_port();
+        let began = Instant::now();
+        let running = start(
+            meshinit_plain(&[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--timeout",
+                "20s",
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {}", run % 3),
+            ]),
+            Mode::Plain,
+        );
+        let mut sidecar = envoy(&envoy_path, port, Place::Host);
+        let out = running.finish(LIMIT);
+        latencies.push(began.elapsed());
+        assert_eq!(
+            out.code,
+            Some((run % 3) as i32),
+            "run {run}: {}",
+            out.stderr
+        );
+        assert!(
+            sidecar.exits_within(Duration::from_secs(10)),
+            "run {run}: Envoy left behind"
+        );
+    }
+    latencies.sort();
+    eprintln!(
+        "soak: {runs} runs, whole run median {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
+// ---- /proc that cannot help --------------------------------------------------------------
+
+/// Runs `script` with bash in a new PID and mount namespace; /proc as the script leaves it.
+fn in_namespaces(script: &str) -> Output {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--kill-child",
+        "bash",
+        "-c",
+        script,
+    ]);
+    finish_plain(cmd)
+}
+
+#[test]
+fn proc_missing_or_unreadable_is_said_and_the_code_kept() {
+    let test = "proc_missing_or_unreadable_is_said_and_the_code_kept";
+    if !need_pid1(test) {
+        return;
+    }
+    let bin = bin();
+    let run = format!(
+        "{} --mesh istio --timeout 200ms --on-timeout start --quit-url http://127.0.0.1:9/quitquitquit -- sh -c 'exit 3'; echo meshinit=$?",
+        bin.display()
+    );
+    // Missing: an empty /proc.
+    let out = in_namespaces(&format!("mount -t tmpfs none /proc && {run}"));
+    out.expect_stdout("meshinit=3");
+    assert!(out.stderr.contains("is visible in /proc"), "{}", out.stderr);
+    // Unreadable to meshinit, which runs as UID 65532.
+    let out = in_namespaces(&format!(
+        "mount -t tmpfs -o mode=000 none /proc && {} {run}",
+        NONROOT.join(" ")
+    ));
+    out.expect_stdout("meshinit=3");
+    assert!(
+        out.stderr.contains("/proc is not readable"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_sidecar_of_another_uid_is_reported_not_signalled() {
+    let test = "a_sidecar_of_another_uid_is_reported_not_signalled";
+    if !need_pid1(test) {
+        return;
+    }
+    let dir = tempdir("otheruid");
+    let agent = dir.join("pilot-agent");
+    std::fs::copy("/bin/sh", &agent).unwrap();
+    let script = format!(
+        "{agent} -c 'i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done' & pid=$!; sleep 0.2; \
+         {nonroot} {bin} --mesh none --quit-url http://127.0.0.1:9/q --sidecar-exe {agent} -- sh -c 'exit 5'; \
+         echo meshinit=$?; kill -0 $pid && echo sidecar=running; kill $pid",
+        agent = agent.display(),
+        nonroot = NONROOT.join(" "),
+        bin = bin().display()
+    );
+    let out = in_namespaces(&format!("mount -t proc proc /proc && {script}"));
+    out.expect_stdout("meshinit=5");
+    assert!(out.stdout.contains("sidecar=running"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("runs as another user"),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_lookalike_by_name_is_never_signalled() {
+    let test = "a_lookalike_by_name_is_never_signalled";
+    if !need_pid1(test) {
+        return;
+    }
+    // argv[0] says /usr/local/bin/pilot-agent, the executable is sh: not the sidecar. It
+    // writes down a TERM; a WINCH sent after meshinit is the fence: sh runs pending traps
+    // lowest signal first, so once the WINCH is written down, a TERM would have been too.
+    let script = format!(
+        "d=$(mktemp -d); \
+         (exec -a /usr/local/bin/pilot-agent sh -c 'trap \"echo TERM > $0/term\" TERM; \
+            trap \"echo fence > $0/fence\" WINCH; : > $0/ready; \
+            i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done' \"$d\") & pid=$!; \
+         i=0; while [ ! -e $d/ready ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
+         {bin} --mesh istio --timeout 200ms --on-timeout start --quit-url http://127.0.0.1:9/q -- true; echo meshinit=$?; \
+         kill -WINCH $pid; i=0; while [ ! -e $d/fence ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done; \
+         echo \"fence=$(cat $d/fence) term=$(cat $d/term 2>/dev/null)\"; kill -KILL $pid",
+        bin = bin().display()
+    );
+    let out = in_namespaces(&format!("mount -t proc proc /proc && {script}"));
+    out.expect_stdout("meshinit=0");
+    assert!(
+        out.stdout.lines().any(|l| l == "fence=fence term="),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!out.stderr.contains("sent SIGTERM"), "{}", out.stderr);
 }

@@ -39,7 +39,7 @@ pub struct Plan {
     pub log_format: Format,
     /// Where the reason goes when the task never ran (Kubernetes' termination message).
     pub termination_log: Option<PathBuf>,
-    /// Said once at the start (a misspelt variable, where the mesh came from).
+    /// Said once at the start, as warnings (a misspelt `MESHINIT_*` variable).
     pub warnings: Vec<String>,
     /// Said once at the start, at info: what scuttle's and envoy-preflight's variables
     /// decided, since nothing else names them.

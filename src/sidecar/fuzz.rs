@@ -28,9 +28,9 @@ fn urls() {
         let valid = url::valid(&url);
         let loopback = url::is_loopback(&url);
         let shown = url::shown(&url);
-        // Only URLs that pass valid_url ever reach a log line; their userinfo must not.
+        // Only URLs that pass url::valid ever reach a log line; their userinfo must not.
         if valid {
-            let uri: ureq::http::Uri = url.parse().expect("valid_url parsed it");
+            let uri: ureq::http::Uri = url.parse().expect("url::valid parsed it");
             let authority = uri.authority().map(|a| a.as_str().to_owned());
             if let Some((userinfo, host)) = authority
                 .as_deref()

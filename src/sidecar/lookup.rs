@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     // The fork itself is not tried here: the test harness runs threads, and a child forked
-    // among them may not allocate (tests/edges.rs looks names up through the binary).
+    // among them may not allocate (tests/sidecar.rs looks names up through the binary).
     #[test]
     fn answers_are_read_back_from_the_pipe() {
         assert!(parse(b"!failed to lookup\n").is_err());

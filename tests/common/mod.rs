@@ -438,3 +438,52 @@ pub fn signum(name: &str) -> i32 {
         _ => panic!("unknown signal {name}"),
     }
 }
+
+/// The bound of the shared helpers below on one run of meshinit.
+pub const RUN_LIMIT: Duration = Duration::from_secs(40);
+
+/// meshinit with `args`, configured by `args` alone, as a plain child.
+pub fn meshinit_plain(args: &[&str]) -> Command {
+    meshinit_bare(Mode::Plain, args)
+}
+
+/// Runs `cmd` as a plain child to its end (bounded).
+pub fn finish_plain(cmd: Command) -> Output {
+    start(cmd, Mode::Plain).finish(RUN_LIMIT)
+}
+
+/// Runs meshinit with `args` alone as a plain child to its end (bounded).
+pub fn run_plain(args: &[&str]) -> Output {
+    finish_plain(meshinit_plain(args))
+}
+
+/// The requests (GET or POST) a fault endpoint has logged so far.
+pub fn requests(endpoint: &mut Running) -> usize {
+    endpoint
+        .lines_so_far(Duration::from_millis(300))
+        .iter()
+        .filter(|l| l.starts_with("POST ") || l.starts_with("GET "))
+        .count()
+}
+
+/// The POSTs a sidecar stand-in has logged so far.
+pub fn posts(sidecar: &mut Running) -> usize {
+    let calls = sidecar.lines_so_far(Duration::from_millis(200));
+    calls.iter().filter(|l| l.starts_with("POST ")).count()
+}
+
+/// A network namespace of the test's own, when namespaces can be made (root).
+pub fn root_netns(test: &str) -> Option<mesh::Netns> {
+    need_pid1(test).then(mesh::Netns::new)
+}
+
+/// setpriv as the distroless nonroot user (UID 65532), without capabilities.
+pub const NONROOT: [&str; 7] = [
+    "setpriv",
+    "--reuid=65532",
+    "--regid=65532",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+];
