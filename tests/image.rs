@@ -536,7 +536,10 @@ fn example_manifests_validate_against_the_oldest_and_newest_kubernetes() {
     // scripts/setup installs kubernetes-validate into the project's own virtual environment.
     let python = format!("{REPO}/target/venv/bin/python3");
     let (code, _, stderr) = if Path::new(&python).exists() {
-        sh(&mut cmd(&python, &["-m", "kubernetes_validate", "--version"]))
+        sh(&mut cmd(
+            &python,
+            &["-m", "kubernetes_validate", "--version"],
+        ))
     } else {
         (-1, String::new(), format!("{python} is missing"))
     };
