@@ -19,11 +19,14 @@ impl UsageError {
     pub fn new(message: impl Into<String>) -> UsageError {
         let message = message.into();
         let mut line = String::with_capacity(message.len());
+        // By hand, not char::escape_debug: that brings Unicode's printable tables (3.5 KB).
         for c in message.chars() {
-            if c.is_control() {
-                line.extend(c.escape_debug());
-            } else {
-                line.push(c);
+            match c {
+                '\n' => line.push_str("\\n"),
+                '\r' => line.push_str("\\r"),
+                '\t' => line.push_str("\\t"),
+                c if c.is_control() => line.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => line.push(c),
             }
         }
         UsageError(line)
@@ -127,7 +130,7 @@ pub fn log_filter(value: &str) -> Option<String> {
     let module = |name: &str| {
         !name.is_empty()
             && name.split("::").all(|part| {
-                !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             })
     };
     let level = |word: &str| LogLevel::parse(word).is_some();
