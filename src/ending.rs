@@ -98,11 +98,12 @@ impl Ending {
         self
     }
 
-    /// The summary line, and the reason written to `termination_log` when the task did not
-    /// run; returns the exit code.
-    pub fn conclude(&self, termination_log: Option<&Path>) -> u8 {
+    /// The summary line (naming what the configuration asked for and the run `left_out`),
+    /// and the reason written to `termination_log` when the task did not run; returns the
+    /// exit code.
+    pub fn conclude(&self, termination_log: Option<&Path>, left_out: &[String]) -> u8 {
         if log_enabled!(log::Level::Info) {
-            summarize(self);
+            summarize(self, left_out);
         }
         if let (Some(reason), Some(path)) = (&self.reason, termination_log) {
             write_termination_message(path, &format!("meshinit: {reason} (exit {})", self.code));
@@ -112,7 +113,7 @@ impl Ending {
 }
 
 /// `exit 3 (task), waited 355ms, task ran 0ms, quit took 1ms`, with the same as fields.
-fn summarize(ending: &Ending) {
+fn summarize(ending: &Ending, left_out: &[String]) {
     let phase_ms = |phase: Option<Duration>| phase.map(millis);
     let mut summary = format!("exit {} ({})", ending.code, ending.source.name());
     for (name, took) in [
@@ -123,6 +124,9 @@ fn summarize(ending: &Ending) {
         if let Some(took) = took {
             summary.push_str(&format!(", {name} {}ms", millis(took)));
         }
+    }
+    if !left_out.is_empty() {
+        summary.push_str(&format!(", left out: {}", left_out.join(", ")));
     }
     info!(
         phase = "exit", code = ending.code, source = ending.source.name(),

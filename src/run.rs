@@ -107,7 +107,7 @@ fn say_warnings(plan: &Plan) {
     for warning in &plan.warnings {
         warn!("{warning}");
     }
-    if let Some(note) = &plan.legacy_note {
+    for note in &plan.notes {
         info!("{note}");
     }
 }
@@ -247,7 +247,7 @@ fn cannot_run(err: &SpawnError, sidecar: Endpoints, found: Found) -> Outcome {
 /// Supervises the task to its end (and its process group's, with --grace).
 fn supervise(plan: &Plan, signals: &Signals, task: Child) -> Ending {
     let started = Instant::now();
-    match supervisor::supervise(signals, task, plan.forwarding) {
+    match supervisor::supervise(signals, task, plan.forwarding, &plan.rewrites) {
         Ok(ended) => {
             let code = ended.code();
             let ran = millis(started.elapsed());
@@ -262,7 +262,7 @@ fn supervise(plan: &Plan, signals: &Signals, task: Child) -> Ending {
                     signals::name(sig)
                 ),
             }
-            if let Err(err) = supervisor::drain_group(signals, task, plan.grace) {
+            if let Err(err) = supervisor::drain_group(signals, task, plan.grace, &plan.rewrites) {
                 error!("waiting for the task's process group: {err}");
             }
             if plan.success_codes.contains(&code) {
@@ -331,7 +331,7 @@ fn conclude(plan: &Plan, ending: &Ending) -> u8 {
         Some(Action::Quit) => None,
         Some(Action::Run(_) | Action::Wait) | None => plan.termination_log.as_deref(),
     };
-    ending.conclude(termination_log)
+    ending.conclude(termination_log, &plan.left_out)
 }
 
 #[cfg(test)]

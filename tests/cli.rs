@@ -56,6 +56,21 @@ fn bad_input_exits_64_with_one_line_naming_it() {
         ),
         (&["--grace=-1s", "true"], &[], &["--grace", "'-1s'"]),
         (
+            &["--rewrite-signal", "KILL:TERM", "true"],
+            &[],
+            &["--rewrite-signal", "'KILL:TERM'", "QUIT:TERM"],
+        ),
+        (
+            &["true"],
+            &[("MESHINIT_REWRITE_SIGNALS", "QUIT")],
+            &["MESHINIT_REWRITE_SIGNALS", "'QUIT'", "FROM:TO"],
+        ),
+        (
+            &["--also-quit", "https://127.0.0.1:9091/quitquitquit", "true"],
+            &[],
+            &["--also-quit", "http://"],
+        ),
+        (
             &["--mesh", "cilium", "true"],
             &[],
             &["--mesh", "'cilium'", "istio, envoy, linkerd, none or auto"],

@@ -589,7 +589,7 @@ fn example_manifests_validate_against_the_oldest_and_newest_kubernetes() {
     // Every example, the Argo and Tekton ones included, carries the last backstop: a
     // deadline after which the pod ends whatever the sidecar does.
     let backstops = ok(&mut cmd(
-        "python3",
+        &python,
         &[
             "-c",
             "import glob, sys, yaml\n\

@@ -1931,3 +1931,255 @@ fn a_lookalike_by_name_is_never_signalled() {
     );
     assert!(!out.stderr.contains("sent SIGTERM"), "{}", out.stderr);
 }
+
+// ---- other sidecars beside the mesh, linkerd-await's switch, scuttle's https endpoints ---
+
+/// `--also-ready` must answer 2xx besides the mesh's own readiness; `--also-quit` is POSTed
+/// once besides the mesh's quit, each outcome logged. The other sidecar (cloud-sql-proxy,
+/// Vault agent, Dapr) is the fault endpoint here: none of them is available on this machine.
+#[test]
+fn other_sidecars_are_waited_for_and_told_besides_the_mesh() {
+    let test = "other_sidecars_are_waited_for_and_told_besides_the_mesh";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    wait_ready(port, "/ready", Duration::from_secs(20));
+    let ready = url(port, "/ready");
+    let quit = url(port, "/quitquitquit");
+    // Envoy is ready, the other sidecar never is: the wait fails on it.
+    let (other, mut starting) = never_ready();
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--also-ready",
+            &url(other, "/ready"),
+            "--kill-fallback=false",
+            "--timeout",
+            "500ms",
+            "--quit-window=0",
+            "--",
+            "true",
+        ],
+    ));
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let asked = starting.lines_so_far(Duration::from_millis(200));
+    assert!(asked.iter().any(|l| l == "GET /ready"), "{asked:?}");
+    // A failed wait quits the mesh's sidecar, as always.
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "Envoy still runs"
+    );
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    wait_ready(port, "/ready", Duration::from_secs(20));
+    // Both ready: the task runs; at its end the other sidecar is told once, Envoy quit.
+    let other = free_port();
+    let mut proxy = fault(other, "status:200", Place::Host);
+    let also_quit = url(other, "/quitquitquit");
+    let out = run_meshinit(meshinit_at(
+        Place::Host,
+        &[
+            "--ready-url",
+            &ready,
+            "--quit-url",
+            &quit,
+            "--also-ready",
+            &url(other, "/ready"),
+            "--also-quit",
+            &also_quit,
+            "--",
+            "sh",
+            "-c",
+            "exit 5",
+        ],
+    ));
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    let calls = proxy.lines_so_far(Duration::from_millis(300));
+    assert_eq!(
+        calls.iter().filter(|l| *l == "GET /ready").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|l| *l == "POST /quitquitquit").count(),
+        1,
+        "{calls:?}"
+    );
+    out.log_position(&format!("notified {also_quit}: HTTP 200"));
+    out.log_position(&format!("sidecar quit via {quit}"));
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "Envoy still runs"
+    );
+}
+
+/// With `auto` and no mesh found, `--also-ready` is still waited for and `--also-quit` told.
+#[test]
+fn other_sidecars_without_a_mesh() {
+    let test = "other_sidecars_without_a_mesh";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    let other = free_port();
+    let mut proxy = fault(other, "slow:0.3", place);
+    let mut cmd = place.meshinit(&[
+        "--sidecar-grace",
+        "200ms",
+        "--also-ready",
+        &url(other, "/ready"),
+        "--also-quit",
+        &url(other, "/quitquitquit"),
+        "--",
+        "true",
+    ]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("no sidecar answered within 200ms");
+    assert!(out.log_position("the sidecar is ready") < out.log_position("task started"));
+    let calls = proxy.lines_so_far(Duration::from_millis(300));
+    assert!(calls.iter().any(|l| l == "GET /ready"), "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|l| *l == "POST /quitquitquit").count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+/// linkerd-await's LINKERD_AWAIT_DISABLED (or LINKERD_DISABLED), any value but empty: no
+/// wait for Linkerd, named or found by `auto`, and the quit at the end still happens.
+#[test]
+fn linkerd_await_disabled_skips_the_wait_and_still_quits() {
+    let test = "linkerd_await_disabled_skips_the_wait_and_still_quits";
+    let ns = or_skip!(root_netns(test));
+    let place = Place::In(&ns);
+    for (name, args) in [
+        ("LINKERD_AWAIT_DISABLED", &["--mesh", "linkerd"][..]),
+        ("LINKERD_DISABLED", &[][..]),
+    ] {
+        // A Linkerd proxy that is never ready: a wait would end in the time limit.
+        let mut proxy = fault(4191, "linkerd-starting", place);
+        let mut all = args.to_vec();
+        all.extend(["--timeout", "5s", "--", "sh", "-c", "exit 3"]);
+        let mut cmd = place.meshinit(&all);
+        cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+            .env(name, "yes");
+        let began = Instant::now();
+        let out = start(cmd, Mode::Plain).finish(LIMIT);
+        assert_eq!(out.code, Some(3), "{name}: {}", out.stderr);
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{name}: {:?}",
+            began.elapsed()
+        );
+        out.log_position(&format!("{name} is set: no wait for Linkerd"));
+        assert!(
+            !out.stderr.contains("waiting for the sidecar"),
+            "{}",
+            out.stderr
+        );
+        out.log_position("sidecar quit via http://127.0.0.1:4191/shutdown");
+        assert!(proxy.exits_within(Duration::from_secs(5)), "{name}");
+    }
+    // Empty is unset: the wait happens (and ends in the time limit).
+    let _proxy = fault(4191, "linkerd-starting", place);
+    let mut cmd = place.meshinit(&[
+        "--mesh",
+        "linkerd",
+        "--timeout",
+        "300ms",
+        "--quit-window=0",
+        "--",
+        "true",
+    ]);
+    cmd.env("LINKERD_AWAIT_DISABLED", "");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+}
+
+/// scuttle's README shows an https:// endpoint in GENERIC_QUIT_ENDPOINTS: meshinit has no
+/// TLS, so it is named in a warning and in the summary, and the rest of the run goes on.
+#[test]
+fn an_https_generic_endpoint_is_left_out_and_said() {
+    let other = free_port();
+    let mut told = fault(other, "status:200", Place::Host);
+    let mut cmd = common::meshinit_bare(Mode::Plain, &["--", "sh", "-c", "exit 4"]);
+    cmd.env("ENVOY_ADMIN_API", url(free_port(), ""))
+        .env("START_WITHOUT_ENVOY", "true")
+        .env("ISTIO_FALLBACK_PKILL", "false")
+        .env(
+            "GENERIC_QUIT_ENDPOINTS",
+            format!(
+                "https://vault.example:8200/agent/v1/quit,{}",
+                url(other, "/done")
+            ),
+        );
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    out.log_position("GENERIC_QUIT_ENDPOINTS: 1 https:// endpoint(s) left out");
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("left out: 1 https:// GENERIC_QUIT_ENDPOINTS"),
+        "{last}"
+    );
+    assert!(!out.stderr.contains("vault.example"), "{}", out.stderr);
+    assert_eq!(common::posts(&mut told), 1, "{}", out.stderr);
+}
+
+/// `--rewrite-signal FROM:TO`: once the task runs, a received FROM reaches it as TO (0:
+/// not at all); before it runs, a TERM keeps its meaning (it ends the wait, 143).
+#[test]
+fn rewritten_signals_reach_the_task_as_told() {
+    let catcher = fixture("sigcatch.py");
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--mesh",
+                "none",
+                "--rewrite-signal",
+                "QUIT:TERM",
+                "--rewrite-signal",
+                "sigusr1:0",
+                "--",
+                catcher.to_str().unwrap(),
+                "TERM",
+                "USR2",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l.starts_with("ready"), LIMIT);
+    running.signal(libc::SIGUSR1);
+    running.signal(libc::SIGQUIT);
+    running.expect_line(|l| l == "got TERM", Duration::from_secs(5));
+    running.signal(libc::SIGUSR2);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stdout.contains("got QUIT"), "{}", out.stdout);
+    assert!(!out.stdout.contains("got USR1"), "{}", out.stdout);
+    out.log_position("received SIGQUIT, forwarded to the task as SIGTERM");
+    out.log_position("received SIGUSR1, not forwarded (--rewrite-signal)");
+    // Before the task: the rewrite does not apply, TERM still ends the wait.
+    let (port, _sidecar) = never_ready();
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--kill-fallback=false",
+                "--rewrite-signal",
+                "TERM:0",
+                "--",
+                "true",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.finish(LIMIT).code, Some(143));
+}

@@ -13,8 +13,8 @@ use crate::sidecar::url;
 /// What the old variables said, as they said it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Legacy {
-    /// The variables that were set, in `VARIABLES`' order.
-    pub set: Vec<&'static str>,
+    /// The variables that were set, in `VARIABLES`' order, each with what it decides.
+    pub set: Vec<(&'static str, &'static str)>,
     /// ENVOY_ADMIN_API without a trailing slash; unset means no sidecar at all.
     pub admin: Option<String>,
     /// START_WITHOUT_ENVOY: skip the wait, still quit.
@@ -29,6 +29,9 @@ pub struct Legacy {
     pub envoy_kill: Option<String>,
     /// GENERIC_QUIT_ENDPOINTS: each POSTed, status ignored.
     pub notify: Vec<String>,
+    /// How many of GENERIC_QUIT_ENDPOINTS are https:// (scuttle's README shows one):
+    /// meshinit has no TLS, so they are left out, said, and the run goes on.
+    pub tls_left_out: usize,
     /// ISTIO_FALLBACK_PKILL.
     pub fallback_pkill: Option<bool>,
     /// NEVER_KILL_ISTIO or NEVER_KILL_ENVOY.
@@ -46,70 +49,110 @@ pub struct Legacy {
 /// Reads one variable's value into `Legacy`; `Err` is the accepted form.
 type Reader = fn(&mut Legacy, &str) -> Result<(), &'static str>;
 
+/// A variable: its name, what it decides (for the run's first line), how it is read.
+pub type Variable = (&'static str, &'static str, Reader);
+
 /// Every variable read, with its meaning there.
-pub const VARIABLES: [(&str, Reader); 15] = [
-    ("ENVOY_ADMIN_API", |l, v| {
-        l.admin = Some(base_url(v)?);
-        Ok(())
-    }),
-    ("START_WITHOUT_ENVOY", |l, v| {
+pub const VARIABLES: [Variable; 15] = [
+    (
+        "ENVOY_ADMIN_API",
+        "the sidecar to wait for and quit",
+        |l, v| {
+            l.admin = Some(base_url(v)?);
+            Ok(())
+        },
+    ),
+    ("START_WITHOUT_ENVOY", "no wait", |l, v| {
         l.skip_wait = flag(v)?;
         Ok(())
     }),
-    ("WAIT_FOR_ENVOY_TIMEOUT", |l, v| {
-        l.wait_timeout = limit(v)?;
-        Ok(())
-    }),
-    ("QUIT_WITHOUT_ENVOY_TIMEOUT", |l, v| {
-        l.quit_timeout = limit(v)?;
-        Ok(())
-    }),
-    ("ISTIO_QUIT_API", |l, v| {
+    (
+        "WAIT_FOR_ENVOY_TIMEOUT",
+        "the time limit, then the task starts",
+        |l, v| {
+            l.wait_timeout = limit(v)?;
+            Ok(())
+        },
+    ),
+    (
+        "QUIT_WITHOUT_ENVOY_TIMEOUT",
+        "the time limit, then exit 69",
+        |l, v| {
+            l.quit_timeout = limit(v)?;
+            Ok(())
+        },
+    ),
+    ("ISTIO_QUIT_API", "pilot-agent's quit endpoint", |l, v| {
         l.istio_quit = Some(base_url(v)?);
         Ok(())
     }),
-    ("ENVOY_KILL_API", |l, v| {
+    ("ENVOY_KILL_API", "Envoy's quit endpoint", |l, v| {
         l.envoy_kill = Some(base_url(v)?);
         Ok(())
     }),
-    ("GENERIC_QUIT_ENDPOINTS", |l, v| {
-        l.notify = values::url_list(v).map_err(|_| url::FORM)?;
-        Ok(())
-    }),
-    ("ISTIO_FALLBACK_PKILL", |l, v| {
+    (
+        "GENERIC_QUIT_ENDPOINTS",
+        "endpoints told at the end",
+        |l, v| {
+            let (tls, plain): (Vec<String>, Vec<String>) =
+                values::split_list(v).into_iter().partition(|u| {
+                    u.get(..8)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+                });
+            if plain.iter().any(|u| !url::valid(u)) || plain.len() + tls.len() == 0 {
+                return Err(url::FORM);
+            }
+            l.notify = plain;
+            l.tls_left_out = tls.len();
+            Ok(())
+        },
+    ),
+    ("ISTIO_FALLBACK_PKILL", "the /proc fallback", |l, v| {
         l.fallback_pkill = Some(flag(v)?);
         Ok(())
     }),
-    ("NEVER_KILL_ISTIO", |l, v| {
+    ("NEVER_KILL_ISTIO", "keep the sidecar", |l, v| {
         l.never_kill |= flag(v)?;
         Ok(())
     }),
-    ("NEVER_KILL_ENVOY", |l, v| {
+    ("NEVER_KILL_ENVOY", "keep the sidecar", |l, v| {
         l.never_kill |= flag(v)?;
         Ok(())
     }),
-    ("NEVER_KILL_ISTIO_ON_FAILURE", |l, v| {
-        l.keep_on_failure |= flag(v)?;
-        Ok(())
-    }),
+    (
+        "NEVER_KILL_ISTIO_ON_FAILURE",
+        "keep the sidecar on failure",
+        |l, v| {
+            l.keep_on_failure |= flag(v)?;
+            Ok(())
+        },
+    ),
     // envoy-preflight kept Envoy after a failure unless this was true; meshinit quits by
     // default, and keeps it on failure only when this is explicitly false.
-    ("ALWAYS_KILL_ENVOY", |l, v| {
-        l.keep_on_failure |= !flag(v)?;
-        Ok(())
-    }),
-    ("SCUTTLE_LOGGING", |l, v| {
+    (
+        "ALWAYS_KILL_ENVOY",
+        "keep the sidecar on failure when false",
+        |l, v| {
+            l.keep_on_failure |= !flag(v)?;
+            Ok(())
+        },
+    ),
+    ("SCUTTLE_LOGGING", "errors only when false", |l, v| {
         l.quiet = !flag(v)?;
         Ok(())
     }),
-    ("QUIT_REQUEST_TIMEOUT", |l, v| {
+    ("QUIT_REQUEST_TIMEOUT", "the quit budget", |l, v| {
         l.quit_budget = limit(v)?;
         Ok(())
     }),
-    ("GENERIC_QUIT_ONLY", |l, v| {
-        l.generic_quit_only = flag(v)?;
-        Ok(())
-    }),
+    (
+        "GENERIC_QUIT_ONLY",
+        "only GENERIC_QUIT_ENDPOINTS told",
+        |l, v| {
+            l.generic_quit_only = flag(v)?;
+            Ok(())
+        },
+    ),
 ];
 
 fn flag(value: &str) -> Result<bool, &'static str> {
@@ -135,11 +178,11 @@ fn limit(value: &str) -> Result<Option<Duration>, &'static str> {
 pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
     let mut legacy = Legacy::default();
     let mut first_error = None;
-    for (name, reader) in VARIABLES {
+    for (name, decides, reader) in VARIABLES {
         let Some(raw) = env.get(name) else {
             continue;
         };
-        legacy.set.push(name);
+        legacy.set.push((name, decides));
         let result = match raw.into_string() {
             Ok(value) => reader(&mut legacy, &value),
             Err(_) => Err("valid UTF-8"),

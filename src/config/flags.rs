@@ -150,8 +150,21 @@ fn unknown_option(option: &str) -> UsageError {
     ))
 }
 
+/// lexopt's errors in meshinit's words (its own Display writes values with `{:?}`, which
+/// costs the binary the Debug machinery of OsString).
 fn lexopt_error(err: lexopt::Error) -> UsageError {
-    UsageError::new(format!("{err}: usage: {USAGE} (see meshinit --help)"))
+    let what = match err {
+        lexopt::Error::MissingValue {
+            option: Some(option),
+        } => format!("missing value for option {}", values::quoted(&option)),
+        lexopt::Error::UnexpectedValue { option, value } => format!(
+            "option {} takes no value, got {}",
+            values::quoted(&option),
+            values::quoted(&value.to_string_lossy())
+        ),
+        _ => "malformed command line".to_owned(),
+    };
+    UsageError::new(format!("{what}: usage: {USAGE} (see meshinit --help)"))
 }
 
 #[cfg(test)]

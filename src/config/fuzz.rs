@@ -168,7 +168,7 @@ fn values() -> Vec<String> {
 #[test]
 fn configuration_sources() {
     let variables: Vec<&'static str> = variables::names()
-        .chain(compat::VARIABLES.iter().map(|(name, _)| *name))
+        .chain(compat::VARIABLES.iter().map(|(name, _, _)| *name))
         .collect();
     let (flags, values) = (flags(), values());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -50,9 +50,10 @@ pub fn parse(
     let (legacy, mut first_error) = compat::read(env);
     let mut settings = Settings {
         legacy,
-        in_kubernetes: env
-            .get("KUBERNETES_SERVICE_HOST")
-            .is_some_and(|h| !h.is_empty()),
+        in_kubernetes: env.get(KUBERNETES).is_some_and(|h| !h.is_empty()),
+        linkerd_disabled: LINKERD_AWAIT_OFF
+            .into_iter()
+            .find(|name| env.get(name).is_some_and(|v| !v.is_empty())),
         warnings: variables::unknown(env),
         ..Settings::default()
     };
@@ -79,12 +80,16 @@ pub fn process_environment() -> Environment {
     Environment::from_process(|name| {
         name.starts_with("MESHINIT_")
             || name == KUBERNETES
-            || compat::VARIABLES.iter().any(|(known, _)| *known == name)
+            || LINKERD_AWAIT_OFF.contains(&name)
+            || compat::VARIABLES.iter().any(|(known, _, _)| *known == name)
     })
 }
 
 /// Set by the kubelet in every container: meshinit runs in a pod.
 const KUBERNETES: &str = "KUBERNETES_SERVICE_HOST";
+/// linkerd-await's: any value but empty means no wait for Linkerd (Helm charts set them
+/// where Linkerd is not injected); the quit at the end still happens.
+const LINKERD_AWAIT_OFF: [&str; 2] = ["LINKERD_AWAIT_DISABLED", "LINKERD_DISABLED"];
 
 fn missing_command(settings: &Settings) -> Option<UsageError> {
     settings.action.is_none().then(|| {

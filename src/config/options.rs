@@ -76,8 +76,11 @@ fn word<T>(parsed: Option<T>) -> Result<T, Option<String>> {
     parsed.ok_or(None)
 }
 
-fn urls(value: &str) -> Result<Vec<String>, Option<String>> {
-    values::url_list(value).map_err(Some)
+/// Adds the URLs of `value` to `list`; one copy for every URL option, not one each.
+#[inline(never)]
+fn add_urls(list: &mut Option<Vec<String>>, value: &str) -> Result<(), Option<String>> {
+    extend(list, values::url_list(value).map_err(Some)?);
+    Ok(())
 }
 
 fn extend<T>(list: &mut Option<Vec<T>>, items: Vec<T>) {
@@ -107,10 +110,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("URL"),
         form: URLS,
         help: "readiness endpoint replacing the mesh's, asked in order; repeatable",
-        apply: |s, v| {
-            extend(&mut s.ready_urls, urls(v)?);
-            Ok(())
-        },
+        apply: |s, v| add_urls(&mut s.ready_urls, v),
         clear: Some(|s| s.ready_urls = None),
         ..BASE
     },
@@ -120,10 +120,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("URL"),
         form: URLS,
         help: "quit endpoint replacing the mesh's, POSTed in order; repeatable",
-        apply: |s, v| {
-            extend(&mut s.quit_urls, urls(v)?);
-            Ok(())
-        },
+        apply: |s, v| add_urls(&mut s.quit_urls, v),
         clear: Some(|s| s.quit_urls = None),
         ..BASE
     },
@@ -246,6 +243,26 @@ pub const OPTIONS: &[Opt] = &[
         ..BASE
     },
     Opt {
+        long: "also-ready",
+        env: "MESHINIT_ALSO_READY",
+        value: Some("URL"),
+        form: URLS,
+        help: "another sidecar's readiness endpoint, asked besides the mesh's; repeatable",
+        apply: |s, v| add_urls(&mut s.also_ready, v),
+        clear: Some(|s| s.also_ready = None),
+        ..BASE
+    },
+    Opt {
+        long: "also-quit",
+        env: "MESHINIT_ALSO_QUIT",
+        value: Some("URL"),
+        form: URLS,
+        help: "another sidecar's quit endpoint, POSTed once besides the mesh's quit; repeatable",
+        apply: |s, v| add_urls(&mut s.also_quit, v),
+        clear: Some(|s| s.also_quit = None),
+        ..BASE
+    },
+    Opt {
         long: "process-group",
         short: Some('g'),
         env: "MESHINIT_PROCESS_GROUP",
@@ -282,6 +299,19 @@ pub const OPTIONS: &[Opt] = &[
             Ok(())
         },
         clear: Some(|s| s.success_codes = None),
+        ..BASE
+    },
+    Opt {
+        long: "rewrite-signal",
+        env: "MESHINIT_REWRITE_SIGNALS",
+        value: Some("FROM:TO"),
+        form: Form::Text(values::REWRITE_FORM),
+        help: "once the task runs, forward FROM as TO (0: not at all); repeatable",
+        apply: |s, v| {
+            extend(&mut s.rewrites, word(values::signal_rewrites(v))?);
+            Ok(())
+        },
+        clear: Some(|s| s.rewrites = None),
         ..BASE
     },
     Opt {

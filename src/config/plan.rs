@@ -34,6 +34,8 @@ pub struct Plan {
     pub grace: Duration,
     /// The task's exit codes that count as success (meshinit then exits 0).
     pub success_codes: Vec<u8>,
+    /// Once the task runs, FROM is forwarded as TO (0: dropped).
+    pub rewrites: Vec<(libc::c_int, libc::c_int)>,
     /// env_logger's filter.
     pub log: String,
     pub log_format: Format,
@@ -41,9 +43,11 @@ pub struct Plan {
     pub termination_log: Option<PathBuf>,
     /// Said once at the start, as warnings (a misspelt `MESHINIT_*` variable).
     pub warnings: Vec<String>,
-    /// Said once at the start, at info: what scuttle's and envoy-preflight's variables
-    /// decided, since nothing else names them.
-    pub legacy_note: Option<String>,
+    /// Said once at the start, at info: what scuttle's, envoy-preflight's and
+    /// linkerd-await's variables decided, since nothing else names them.
+    pub notes: Vec<String>,
+    /// What the configuration named but the run leaves out, for the summary line.
+    pub left_out: Vec<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,6 +90,7 @@ pub fn resolve(settings: &Settings) -> Plan {
         },
         grace: settings.grace.unwrap_or(Duration::ZERO),
         success_codes: settings.success_codes.clone().unwrap_or_default(),
+        rewrites: settings.rewrites.clone().unwrap_or_default(),
         log: settings
             .log
             .clone()
@@ -97,59 +102,54 @@ pub fn resolve(settings: &Settings) -> Plan {
             Some("") => None,
             Some(path) => Some(PathBuf::from(path)),
         },
-        warnings: settings.warnings.clone(),
-        legacy_note: legacy_note(settings),
+        warnings: warnings(settings),
+        notes: legacy_note(settings)
+            .into_iter()
+            .chain(settings.linkerd_disabled.map(|name| {
+                format!("{name} is set: no wait for Linkerd (it is still told to quit)")
+            }))
+            .collect(),
+        left_out: (legacy.tls_left_out > 0)
+            .then(|| format!("{} https:// GENERIC_QUIT_ENDPOINTS", legacy.tls_left_out))
+            .into_iter()
+            .collect(),
     }
 }
 
-/// One line naming the old variables that were set and each decision they took (a flag or
-/// `MESHINIT_*` variable above them leaves that decision out).
+fn warnings(settings: &Settings) -> Vec<String> {
+    let mut warnings = settings.warnings.clone();
+    let tls = settings.legacy.tls_left_out;
+    if tls > 0 {
+        warnings.push(format!(
+            "GENERIC_QUIT_ENDPOINTS: {tls} https:// endpoint(s) left out (meshinit has no TLS)"
+        ));
+    }
+    warnings
+}
+
+/// One line naming the old variables that were set and what each decides, below the flags
+/// and `MESHINIT_*` variables (the values show in the lines about the wait and the quit).
 fn legacy_note(settings: &Settings) -> Option<String> {
     let legacy = &settings.legacy;
     if legacy.set.is_empty() {
         return None;
     }
-    let ms = crate::logging::millis;
-    let mut decided: Vec<String> = Vec::new();
-    if settings.mesh.is_none() {
-        decided.push(match &legacy.admin {
-            Some(_) if legacy.skip_wait => "the sidecar at ENVOY_ADMIN_API, no wait".into(),
-            Some(_) => "the sidecar at ENVOY_ADMIN_API".into(),
-            None => "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
-                     MESHINIT_MESH chooses a sidecar)"
-                .into(),
-        });
-    }
-    if let (None, (Some(t), Some(on))) = (settings.timeout, legacy_limit(legacy)) {
-        decided.push(format!("timeout {}ms, then {}", ms(t), on.name()));
-    }
-    if settings.keep.is_none() && (legacy.never_kill || legacy.keep_on_failure) {
-        decided.push(if legacy.never_kill {
-            "keep the sidecar always".into()
-        } else {
-            "keep the sidecar on failure".into()
-        });
-    }
-    if let (None, Some(b)) = (settings.quit_budget, legacy.quit_budget) {
-        decided.push(format!("quit budget {}ms", ms(b)));
-    }
-    if settings.kill_fallback.is_none() && legacy.fallback_pkill == Some(false) {
-        decided.push("no /proc fallback".into());
-    }
-    if legacy.generic_quit_only {
-        decided.push("only GENERIC_QUIT_ENDPOINTS told".into());
-    }
-    if settings.log.is_none() && legacy.quiet {
-        decided.push("errors only".into());
-    }
-    Some(format!(
-        "scuttle's or envoy-preflight's variables set ({}): {}",
-        legacy.set.join(", "),
-        if decided.is_empty() {
-            "nothing decided by them".into()
-        } else {
-            decided.join("; ")
+    let decided: Vec<String> = legacy
+        .set
+        .iter()
+        .map(|(name, decides)| format!("{name}: {decides}"))
+        .collect();
+    let sidecar = match (settings.mesh, &legacy.admin) {
+        (Some(_), _) => "the sidecar is --mesh's",
+        (None, Some(_)) => "the sidecar is ENVOY_ADMIN_API's",
+        (None, None) => {
+            "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
+             MESHINIT_MESH chooses a sidecar)"
         }
+    };
+    Some(format!(
+        "scuttle's or envoy-preflight's variables set, below flags and MESHINIT_* ({}); {sidecar}",
+        decided.join("; ")
     ))
 }
 
@@ -188,13 +188,16 @@ fn sidecar(settings: &Settings) -> Sidecar {
                 .into_iter()
                 .map(|mesh| adjust(presets::preset(mesh)))
                 .collect();
+            let mut all = merged(&candidates);
+            // With no mesh found, the other sidecars are still waited for.
+            all.ready = settings.also_ready.clone().unwrap_or_default();
             Sidecar::Search {
-                all: merged(&candidates),
+                all,
                 candidates,
                 look_for: settings.sidecar_grace.unwrap_or(DEFAULT_SIDECAR_GRACE),
             }
         }
-        mesh => match adjust(presets::preset(mesh)) {
+        mesh => match adjust(presets::preset(mesh)).known() {
             endpoints if endpoints.is_empty() => Sidecar::Absent,
             endpoints => Sidecar::Known(endpoints),
         },
@@ -227,7 +230,18 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
     {
         endpoints.executables.clear();
     }
+    // linkerd-await's switch: Linkerd is found by its readiness endpoint, not waited for.
+    if endpoints.mesh == "linkerd" && settings.linkerd_disabled.is_some() {
+        endpoints.find_only = endpoints.ready.len();
+    }
+    // Other sidecars' endpoints come besides the mesh's own.
+    if let Some(also) = &settings.also_ready {
+        endpoints.ready.extend(also.iter().cloned());
+    }
     endpoints.notify = settings.legacy.notify.clone();
+    if let Some(also) = &settings.also_quit {
+        endpoints.notify.extend(also.iter().cloned());
+    }
     // The maintained scuttle fork's GENERIC_QUIT_ONLY: only the generic endpoints are told.
     if settings.legacy.generic_quit_only {
         endpoints.quit.clear();

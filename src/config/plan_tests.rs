@@ -262,8 +262,8 @@ fn zero_wait_keeps_the_finite_default() {
 
 #[test]
 fn one_note_names_each_old_variable_and_what_it_decided() {
-    assert_eq!(plan(&[], &[]).legacy_note, None);
-    let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).legacy_note.unwrap();
+    assert!(plan(&[], &[]).notes.is_empty());
+    let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).notes.remove(0);
     let n = note(&[], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
     assert!(n.contains("(QUIT_REQUEST_TIMEOUT)"), "{n}");
     assert!(n.contains("no wait and no quit"), "{n}");
@@ -296,4 +296,52 @@ fn one_note_names_each_old_variable_and_what_it_decided() {
         ],
     );
     assert!(n.ends_with(": nothing decided by them"), "{n}");
+}
+
+#[test]
+fn other_sidecars_come_besides_the_mesh_and_linkerd_await_only_finds() {
+    let also = [
+        "--also-ready",
+        "http://127.0.0.1:9090/readiness",
+        "--also-quit",
+        "http://127.0.0.1:9091/quitquitquit",
+    ];
+    let p = plan(&[&["--mesh", "envoy"][..], &also[..]].concat(), &[]);
+    let e = known(&p);
+    assert_eq!(
+        e.ready,
+        [
+            "http://localhost:15000/ready",
+            "http://127.0.0.1:9090/readiness"
+        ]
+    );
+    assert_eq!(quit_urls(e), ["http://localhost:15000/quitquitquit"]);
+    assert_eq!(e.notify, ["http://127.0.0.1:9091/quitquitquit"]);
+    // No mesh: only the other sidecar, waited for and told.
+    let p = plan(&[&["--mesh", "none"][..], &also[..]].concat(), &[]);
+    assert_eq!(known(&p).ready, ["http://127.0.0.1:9090/readiness"]);
+    // A search that finds nothing still waits for it.
+    let p = plan(&also, &[("KUBERNETES_SERVICE_HOST", "10.96.0.1")]);
+    let Sidecar::Search { all, .. } = &p.sidecar else {
+        panic!("{:?}", p.sidecar);
+    };
+    assert_eq!(all.ready, ["http://127.0.0.1:9090/readiness"]);
+    // linkerd-await's switch: no wait for Linkerd, the quit stays; found by auto, not waited.
+    let off = [("LINKERD_AWAIT_DISABLED", "1")];
+    let p = plan(&["--mesh", "linkerd"], &off);
+    assert!(known(&p).ready.is_empty());
+    assert_eq!(quit_urls(known(&p)), ["http://127.0.0.1:4191/shutdown"]);
+    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    let p = plan(&["--mesh", "auto"], &off);
+    let Sidecar::Search { candidates, .. } = &p.sidecar else {
+        panic!("{:?}", p.sidecar);
+    };
+    let linkerd = candidates.iter().find(|c| c.mesh == "linkerd").unwrap();
+    assert!(linkerd.pending_after_first(true).is_empty());
+    assert!(linkerd.pending_after_first(false).is_empty());
+    let envoy = candidates.iter().find(|c| c.mesh == "envoy").unwrap();
+    assert_eq!(envoy.pending_after_first(false).len(), 1);
+    // Empty is unset.
+    let p = plan(&["--mesh", "linkerd"], &[("LINKERD_DISABLED", "")]);
+    assert_eq!(known(&p).ready.len(), 1);
 }

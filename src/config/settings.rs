@@ -83,6 +83,10 @@ pub struct Settings {
     pub ready_urls: Option<Vec<String>>,
     pub quit_urls: Option<Vec<String>>,
     pub executables: Option<Vec<String>>,
+    /// Readiness endpoints of other sidecars, asked besides the mesh's own.
+    pub also_ready: Option<Vec<String>>,
+    /// Quit endpoints of other sidecars, each POSTed once besides the mesh's own quit.
+    pub also_quit: Option<Vec<String>>,
     pub kill_fallback: Option<bool>,
     pub timeout: Option<Duration>,
     pub on_timeout: Option<OnTimeout>,
@@ -94,6 +98,8 @@ pub struct Settings {
     pub process_group: Option<bool>,
     pub grace: Option<Duration>,
     pub success_codes: Option<Vec<u8>>,
+    /// Signals forwarded as another (`to` 0: not at all), once the task runs.
+    pub rewrites: Option<Vec<(libc::c_int, libc::c_int)>>,
     /// env_logger's filter: a level, or directives such as `info,ureq=debug`.
     pub log: Option<String>,
     pub log_format: Option<Format>,
@@ -102,6 +108,8 @@ pub struct Settings {
     pub legacy: Legacy,
     /// KUBERNETES_SERVICE_HOST is set: the kubelet started this container.
     pub in_kubernetes: bool,
+    /// linkerd-await's LINKERD_AWAIT_DISABLED or LINKERD_DISABLED, when set (not empty).
+    pub linkerd_disabled: Option<&'static str>,
     /// What was read but looks like a mistake (a misspelt variable), for the log.
     pub warnings: Vec<String>,
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::duration;
 use super::settings::LogLevel;
+use crate::init::signals;
 use crate::sidecar::url;
 
 /// A bad command line or variable: one line naming what was wrong and what is accepted.
@@ -44,6 +45,7 @@ pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it 
 pub const CODES_FORM: &str = "exit codes 0 to 255, comma-separated in the variable";
 pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
+pub const REWRITE_FORM: &str = "FROM:TO, signal names or numbers: QUIT:TERM, 15:0";
 
 /// How much of a value a message repeats: enough to recognise it, never a whole file
 /// pasted into a variable.
@@ -148,6 +150,22 @@ pub fn log_filter(value: &str) -> Option<String> {
 pub fn exit_codes(value: &str) -> Option<Vec<u8>> {
     let codes: Option<Vec<u8>> = split_list(value).iter().map(|c| c.parse().ok()).collect();
     codes.filter(|c| !c.is_empty())
+}
+
+/// `FROM:TO,...`: FROM a signal (a name, with or without SIG, or 1 to 64), TO one too or
+/// 0. KILL and STOP cannot be caught, so they are neither.
+pub fn signal_rewrites(value: &str) -> Option<Vec<(libc::c_int, libc::c_int)>> {
+    let catchable = |sig| sig != libc::SIGKILL && sig != libc::SIGSTOP;
+    let pairs: Option<Vec<_>> = split_list(value)
+        .iter()
+        .map(|pair| {
+            let (from, to) = pair.split_once(':')?;
+            let from = signals::number(from).filter(|&s| s > 0 && catchable(s))?;
+            let to = signals::number(to).filter(|&s| catchable(s))?;
+            Some((from, to))
+        })
+        .collect();
+    pairs.filter(|p| !p.is_empty())
 }
 
 pub fn positive_duration(value: &str) -> Option<Duration> {

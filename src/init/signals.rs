@@ -172,6 +172,19 @@ pub fn name(sig: libc::c_int) -> &'static str {
     }
 }
 
+/// The signal `text` names: a number from 0 to 64, or a name as `name` gives it, in any
+/// case, with or without `SIG`.
+pub fn number(text: &str) -> Option<libc::c_int> {
+    if let Ok(sig) = text.parse::<libc::c_int>() {
+        return (0..=64).contains(&sig).then_some(sig);
+    }
+    let bare = match text.get(..3) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("SIG") => &text[3..],
+        _ => text,
+    };
+    (1..=64).find(|&sig| name(sig).eq_ignore_ascii_case(bare))
+}
+
 const REALTIME: [&str; 33] = [
     "32", "33", "RTMIN", "RTMIN+1", "RTMIN+2", "RTMIN+3", "RTMIN+4", "RTMIN+5", "RTMIN+6",
     "RTMIN+7", "RTMIN+8", "RTMIN+9", "RTMIN+10", "RTMIN+11", "RTMIN+12", "RTMIN+13", "RTMIN+14",
@@ -197,6 +210,17 @@ mod tests {
                 expected
             };
             assert_eq!(name(sig), expected, "signal {sig}");
+            // Read back from its name, with and without SIG, in any case, and its number.
+            assert_eq!(number(&expected), Some(sig), "{expected}");
+            assert_eq!(
+                number(&format!("sig{}", expected.to_lowercase())),
+                Some(sig)
+            );
+            assert_eq!(number(&sig.to_string()), Some(sig));
         }
+        for bad in ["", "SIG", "TERMS", "65", "-1", "RTMIN+16"] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
+        assert_eq!(number("0"), Some(0));
     }
 }

@@ -46,13 +46,21 @@ impl Ended {
     }
 }
 
-/// Runs until the task exits, forwarding what arrives.
-pub fn supervise(signals: &Signals, task: Child, forwarding: Forwarding) -> io::Result<Ended> {
+/// A received signal FROM forwarded as TO; TO 0: not forwarded (dumb-init's `--rewrite`).
+pub type Rewrite = (libc::c_int, libc::c_int);
+
+/// Runs until the task exits, forwarding what arrives (rewritten as `rewrites` say).
+pub fn supervise(
+    signals: &Signals,
+    task: Child,
+    forwarding: Forwarding,
+    rewrites: &[Rewrite],
+) -> io::Result<Ended> {
     let target = match forwarding {
         Forwarding::Process => task.pid,
         Forwarding::Group => -task.pid,
     };
-    let mut told = Told::default();
+    let mut told = Told(0, rewrites);
     loop {
         match signals.wait(None)? {
             Some(libc::SIGCHLD) => {
@@ -66,11 +74,11 @@ pub fn supervise(signals: &Signals, task: Child, forwarding: Forwarding) -> io::
     }
 }
 
-/// The termination signals already said at info: each is said once, the rest at debug.
-#[derive(Default)]
-struct Told(u64);
+/// The termination signals already said at info (each is said once, the rest at debug),
+/// and the rewrites that apply.
+struct Told<'a>(u64, &'a [Rewrite]);
 
-impl Told {
+impl Told<'_> {
     fn first(&mut self, sig: libc::c_int) -> bool {
         let bit = 1u64 << (sig & 63);
         let first = self.0 & bit == 0;
@@ -81,7 +89,12 @@ impl Told {
 
 /// After the task exited: SIGTERM what is left of its process group, and wait up to
 /// `grace` for it to go, reaping as it does. Signals that arrive meanwhile go to the group.
-pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Result<()> {
+pub fn drain_group(
+    signals: &Signals,
+    task: Child,
+    grace: Duration,
+    rewrites: &[Rewrite],
+) -> io::Result<()> {
     if grace.is_zero() || !signals::group_alive(task.pid) {
         return Ok(());
     }
@@ -93,7 +106,7 @@ pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Resul
     if let Err(err) = signals::send(-task.pid, libc::SIGTERM) {
         warn!("cannot send SIGTERM to the task's process group: {err}");
     }
-    let mut told = Told::default();
+    let mut told = Told(0, rewrites);
     let deadline = Instant::now() + grace;
     loop {
         reap(None);
@@ -115,16 +128,28 @@ pub fn drain_group(signals: &Signals, task: Child, grace: Duration) -> io::Resul
 
 fn forward(target: libc::pid_t, sig: libc::c_int, told: &mut Told) {
     let name = signals::name(sig);
-    if signals::ends_waiting(sig) && told.first(sig) {
-        info!(phase = "task", signal = name, pid = target; "received SIG{name}, forwarded to the task");
+    let to = told
+        .1
+        .iter()
+        .find(|(from, _)| *from == sig)
+        .map_or(sig, |r| r.1);
+    let said = if to == 0 {
+        "not forwarded (--rewrite-signal)".to_owned()
+    } else if to != sig {
+        format!("forwarded to the task as SIG{}", signals::name(to))
     } else {
-        debug!("forwarding SIG{name} ({sig}) to {target}");
+        "forwarded to the task".to_owned()
+    };
+    if (to != sig || signals::ends_waiting(sig)) && told.first(sig) {
+        info!(phase = "task", signal = name, pid = target; "received SIG{name}, {said}");
+    } else {
+        debug!("received SIG{name} ({sig}) for {target}: {said}");
     }
-    if let Err(err) = signals::send(target, sig) {
-        warn!(
-            "cannot forward SIG{} to {target}: {err}",
-            signals::name(sig)
-        );
+    if to == 0 {
+        return;
+    }
+    if let Err(err) = signals::send(target, to) {
+        warn!("cannot forward SIG{} to {target}: {err}", signals::name(to));
     }
 }
 

@@ -76,7 +76,7 @@ pub fn init(filter: &str, format: Format) {
 /// in the chosen format, or text before one is chosen.
 pub fn always(level: Level, phase: &str, message: &dyn std::fmt::Display) {
     let format = FORMAT.get().copied().unwrap_or(Format::Text);
-    let fields = [("phase", Field::Str(phase.into()))];
+    let fields = [("phase".to_owned(), Field::Str(phase.into()))];
     let _ = Stderr.write_all(fitted(format, level, None, &message.to_string(), &fields).as_bytes());
 }
 
@@ -141,12 +141,13 @@ pub const MAX_LINE: usize = 4096;
 
 /// The line, with its message and string fields cut (each marked) when it would be longer
 /// than `MAX_LINE`.
-fn fitted<K: AsRef<str>>(
+// Keys as owned strings, as records give them: one copy of this code, not one per key type.
+fn fitted(
     format: Format,
     level: Level,
     target: Option<&str>,
     message: &str,
-    fields: &[(K, Field)],
+    fields: &[(String, Field)],
 ) -> String {
     let whole = line(format, level, target, message, fields, usize::MAX);
     if whole.len() <= MAX_LINE {
@@ -182,12 +183,12 @@ fn cut(text: &str, cap: usize) -> Cow<'_, str> {
 }
 
 /// One whole line, newline included, each string value cut to `cap` bytes.
-fn line<K: AsRef<str>>(
+fn line(
     format: Format,
     level: Level,
     target: Option<&str>,
     message: &str,
-    fields: &[(K, Field)],
+    fields: &[(String, Field)],
     cap: usize,
 ) -> String {
     let level = level.as_str().to_ascii_lowercase();
@@ -213,7 +214,7 @@ fn line<K: AsRef<str>>(
             }
             for (key, value) in fields {
                 out.push(',');
-                json::string(&mut out, key.as_ref());
+                json::string(&mut out, key);
                 out.push(':');
                 match value {
                     Field::Str(text) => json::string(&mut out, &cut(text, cap)),

@@ -15,7 +15,7 @@ fn json_line(msg: &str, value: &str) -> String {
         Level::Warn,
         None,
         msg,
-        &[("value", Field::Str(value.into()))],
+        &[("value".to_owned(), Field::Str(value.into()))],
         usize::MAX,
     )
 }
@@ -161,8 +161,8 @@ fn long_lines_are_cut_to_what_one_pipe_write_takes_whole() {
     let long = "é\u{1}x".repeat(5_000);
     for format in [Format::Text, Format::Json] {
         let fields = [
-            ("url", Field::Str(long.as_str().into())),
-            ("code", Field::Int(3)),
+            ("url".to_owned(), Field::Str(long.as_str().into())),
+            ("code".to_owned(), Field::Int(3)),
         ];
         let text = fitted(format, Level::Info, None, &long, &fields);
         assert!(text.len() <= MAX_LINE, "{format:?}: {} bytes", text.len());
@@ -176,13 +176,13 @@ fn long_lines_are_cut_to_what_one_pipe_write_takes_whole() {
         Level::Info,
         None,
         &long,
-        &[("url", Field::Str(long.as_str().into()))],
+        &[("url".to_owned(), Field::Str(long.as_str().into()))],
     );
     assert!(
         json.ends_with("}\n") && json.contains("\"url\":\""),
         "{json}"
     );
     // A line that fits is left whole.
-    let short = fitted::<&str>(Format::Text, Level::Info, None, "short", &[]);
+    let short = fitted(Format::Text, Level::Info, None, "short", &[]);
     assert!(short.ends_with(" info: short\n"), "{short}");
 }

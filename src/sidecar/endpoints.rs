@@ -16,9 +16,25 @@ pub struct Endpoints {
     pub notify: Vec<String>,
     /// Executables the /proc fallback may send SIGTERM to, in order of preference.
     pub executables: Vec<String>,
+    /// How many of the first `ready` endpoints only find the sidecar and are not waited
+    /// for (linkerd-await's LINKERD_AWAIT_DISABLED).
+    pub find_only: usize,
 }
 
 impl Endpoints {
+    /// As a sidecar known in advance: there is nothing to find, so what only finds it goes.
+    pub fn known(mut self) -> Endpoints {
+        self.ready.drain(..self.find_only.min(self.ready.len()));
+        self.find_only = 0;
+        self
+    }
+
+    /// The readiness endpoints still to pass once the first one answered `ready_first`.
+    pub fn pending_after_first(&self, ready_first: bool) -> Vec<String> {
+        let skip = self.find_only.max(usize::from(ready_first));
+        self.ready.iter().skip(skip).cloned().collect()
+    }
+
     /// Nothing to ask and nothing to signal: no sidecar to deal with.
     pub fn is_empty(&self) -> bool {
         self.ready.is_empty()

@@ -129,13 +129,9 @@ fn argv0(dir: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(first).into_owned())
 }
 
+/// The owner of /proc/PID: the process's effective UID (the kernel's answer, without
+/// reading and parsing its status file).
 fn uid(dir: &Path) -> String {
-    fs::read_to_string(dir.join("status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        })
-        .unwrap_or_else(|| "?".to_owned())
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map_or_else(|_| "?".to_owned(), |m| m.uid().to_string())
 }

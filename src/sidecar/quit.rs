@@ -126,11 +126,15 @@ fn notify(client: &Client, urls: &[String], share: Duration) {
 /// process is a sidecar of this pod. Nothing listening is the expected answer and is not
 /// reported. Returns false only when one listened and did not take it.
 pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) -> bool {
+    let client = Client::new();
+    let start = Instant::now();
+    // The endpoints only told (GENERIC_QUIT_ENDPOINTS, --also-quit) are told all the same.
+    notify(&client, &candidates.notify, budget / 2);
     let mut hinted = Vec::new();
     match attempt(
-        &Client::new(),
+        &client,
         &candidates.quit,
-        budget,
+        budget.saturating_sub(start.elapsed()),
         &mut hinted,
         Level::Debug,
         None,

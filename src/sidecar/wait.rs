@@ -57,7 +57,7 @@ pub fn wait(sidecar: &Sidecar, timeout: Duration, signals: &Signals) -> Waited {
         Sidecar::Search {
             candidates,
             look_for,
-            ..
+            all,
         } => {
             let mut pacer = Pacer::new(timeout, signals);
             let client = Client::new();
@@ -65,7 +65,11 @@ pub fn wait(sidecar: &Sidecar, timeout: Duration, signals: &Signals) -> Waited {
             // within the time limit, whichever is shorter.
             match search(&client, candidates, (*look_for).min(timeout), &mut pacer) {
                 Ok(Some((found, pending))) => ready(&client, found, &pending, &mut pacer),
-                Ok(None) => Waited::NoSidecar,
+                // Other sidecars named besides the mesh are waited for all the same.
+                Ok(None) => match ready(&client, all, &all.ready, &mut pacer) {
+                    Waited::Ready(_) => Waited::NoSidecar,
+                    other => other,
+                },
                 // Nothing was found, so there is nothing to quit.
                 Err(stop) => stop.with(Endpoints::default()),
             }
@@ -131,10 +135,7 @@ fn search<'a>(
                     "found the {} sidecar at {shown} ({reply})",
                     candidate.mesh
                 );
-                let mut pending = candidate.ready.clone();
-                if reply.is_success() {
-                    pending.retain(|u| u != first);
-                }
+                let pending = candidate.pending_after_first(reply.is_success());
                 return Ok(Some((candidate, pending)));
             }
         }
