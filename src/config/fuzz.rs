@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use super::options::{Form, OPTIONS};
-use super::{compat, duration, parse, resolve, variables, Environment, Plan};
+use super::{compat, duration, parse, resolve, values, variables, Environment, Plan};
 use crate::fuzzing::{for_a_while, Rng};
 use crate::sidecar::endpoints::Sidecar;
 
@@ -216,7 +216,7 @@ fn configuration_sources() {
         );
         if let Err(failure) = result {
             let message = failure.error.0;
-            let args: Vec<String> = args.iter().map(|a| one_line(a)).collect();
+            let args: Vec<String> = args.iter().map(|a| values::escape_controls(a)).collect();
             // A short option cluster is reported one letter at a time.
             let short = |a: &String| {
                 a.starts_with('-')
@@ -243,19 +243,6 @@ fn configuration_sources() {
         }
         1
     });
-}
-
-/// The message escapes control characters; so must the comparison.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_debug().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// Reads one duration of the plan.

@@ -261,13 +261,15 @@ fn zero_wait_keeps_the_finite_default() {
 }
 
 #[test]
-fn one_note_names_each_old_variable_and_what_it_decided() {
+fn one_note_names_each_old_variable_and_what_it_decides() {
     assert!(plan(&[], &[]).notes.is_empty());
     let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).notes.remove(0);
     let n = note(&[], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
-    assert!(n.contains("(QUIT_REQUEST_TIMEOUT)"), "{n}");
-    assert!(n.contains("no wait and no quit"), "{n}");
-    assert!(n.contains("quit budget 2000ms"), "{n}");
+    assert!(n.contains("(QUIT_REQUEST_TIMEOUT: the quit budget)"), "{n}");
+    assert!(
+        n.contains("no ENVOY_ADMIN_API, so no wait and no quit"),
+        "{n}"
+    );
     let n = note(
         &[],
         &[
@@ -278,24 +280,20 @@ fn one_note_names_each_old_variable_and_what_it_decided() {
             ("ISTIO_FALLBACK_PKILL", "false"),
         ],
     );
+    // Each variable set, in the table's order, with what it decides.
     for part in [
-        "the sidecar at ENVOY_ADMIN_API",
-        "timeout 3000ms, then start",
-        "keep the sidecar always",
-        "no /proc fallback",
-        "errors only",
+        "(ENVOY_ADMIN_API: the sidecar to wait for and quit; ",
+        "WAIT_FOR_ENVOY_TIMEOUT: the time limit, then the task starts; ",
+        "ISTIO_FALLBACK_PKILL: the /proc fallback; ",
+        "NEVER_KILL_ISTIO: keep the sidecar; ",
+        "SCUTTLE_LOGGING: errors only when false)",
+        "; the sidecar is ENVOY_ADMIN_API's",
     ] {
         assert!(n.contains(part), "{part}: {n}");
     }
-    // What a flag decided is not theirs.
-    let n = note(
-        &["--timeout", "1s", "--quit-budget", "1s", "--mesh", "envoy"],
-        &[
-            ("WAIT_FOR_ENVOY_TIMEOUT", "3s"),
-            ("QUIT_REQUEST_TIMEOUT", "2s"),
-        ],
-    );
-    assert!(n.ends_with(": nothing decided by them"), "{n}");
+    // A mesh named by a flag is the flag's.
+    let n = note(&["--mesh", "envoy"], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
+    assert!(n.ends_with("; the sidecar is --mesh's"), "{n}");
 }
 
 #[test]

@@ -14,23 +14,27 @@ use crate::sidecar::url;
 #[derive(Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that it stays one line.
+/// By hand, not char::escape_debug: that brings Unicode's printable tables (3.5 KB).
+pub fn escape_controls(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if c.is_control() => line.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => line.push(c),
+        }
+    }
+    line
+}
+
 impl UsageError {
     /// A message, with control characters (a newline in a value, say) escaped so that it
     /// stays one line.
     pub fn new(message: impl Into<String>) -> UsageError {
-        let message = message.into();
-        let mut line = String::with_capacity(message.len());
-        // By hand, not char::escape_debug: that brings Unicode's printable tables (3.5 KB).
-        for c in message.chars() {
-            match c {
-                '\n' => line.push_str("\\n"),
-                '\r' => line.push_str("\\r"),
-                '\t' => line.push_str("\\t"),
-                c if c.is_control() => line.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-                c => line.push(c),
-            }
-        }
-        UsageError(line)
+        UsageError(escape_controls(&message.into()))
     }
 }
 
