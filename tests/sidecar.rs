@@ -149,7 +149,7 @@ fn a_scuttle_variable_alone_selects_scuttles_rules_and_says_so() {
     let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.log_position(
-        "variables set (QUIT_REQUEST_TIMEOUT): no ENVOY_ADMIN_API, so no wait and no quit",
+        "(QUIT_REQUEST_TIMEOUT: the quit budget); no ENVOY_ADMIN_API, so no wait and no quit",
     );
     assert!(!out.stderr.contains("quit via"), "{}", out.stderr);
     assert!(sidecar.alive(), "Envoy was quit: {}", out.stderr);
