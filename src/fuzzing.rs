@@ -77,7 +77,7 @@ impl Rng {
 }
 
 /// How long each target runs.
-pub fn seconds() -> Duration {
+fn seconds() -> Duration {
     let s = std::env::var("MESHINIT_FUZZ_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -231,7 +231,7 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
         endpoints.executables.clear();
     }
     // linkerd-await's switch: Linkerd is found by its readiness endpoint, not waited for.
-    if endpoints.mesh == "linkerd" && settings.linkerd_disabled.is_some() {
+    if endpoints.mesh == Mesh::Linkerd.name() && settings.linkerd_disabled.is_some() {
         endpoints.find_only = endpoints.ready.len();
     }
     // Other sidecars' endpoints come besides the mesh's own.

@@ -60,7 +60,7 @@ pub fn supervise(
         Forwarding::Process => task.pid,
         Forwarding::Group => -task.pid,
     };
-    let mut told = Told(0, rewrites);
+    let mut told = Told::default();
     loop {
         match signals.wait(None)? {
             Some(libc::SIGCHLD) => {
@@ -68,17 +68,17 @@ pub fn supervise(
                     return Ok(ended);
                 }
             }
-            Some(sig) => forward(target, sig, &mut told),
+            Some(sig) => forward(target, sig, rewrites, &mut told),
             None => {}
         }
     }
 }
 
-/// The termination signals already said at info (each is said once, the rest at debug),
-/// and the rewrites that apply.
-struct Told<'a>(u64, &'a [Rewrite]);
+/// The signals already said at info: each is said once, the rest at debug.
+#[derive(Default)]
+struct Told(u64);
 
-impl Told<'_> {
+impl Told {
     fn first(&mut self, sig: libc::c_int) -> bool {
         let bit = 1u64 << (sig & 63);
         let first = self.0 & bit == 0;
@@ -106,7 +106,7 @@ pub fn drain_group(
     if let Err(err) = signals::send(-task.pid, libc::SIGTERM) {
         warn!("cannot send SIGTERM to the task's process group: {err}");
     }
-    let mut told = Told(0, rewrites);
+    let mut told = Told::default();
     let deadline = Instant::now() + grace;
     loop {
         reap(None);
@@ -121,15 +121,14 @@ pub fn drain_group(
         }
         match signals.wait(Some(left))? {
             Some(libc::SIGCHLD) | None => {}
-            Some(sig) => forward(-task.pid, sig, &mut told),
+            Some(sig) => forward(-task.pid, sig, rewrites, &mut told),
         }
     }
 }
 
-fn forward(target: libc::pid_t, sig: libc::c_int, told: &mut Told) {
+fn forward(target: libc::pid_t, sig: libc::c_int, rewrites: &[Rewrite], told: &mut Told) {
     let name = signals::name(sig);
-    let to = told
-        .1
+    let to = rewrites
         .iter()
         .find(|(from, _)| *from == sig)
         .map_or(sig, |r| r.1);

@@ -108,11 +108,11 @@ impl Client {
     /// One request, each phase's timeout cut to `budget`: through the http crate's request,
     /// so that GET and POST share one code path (ureq's own builders are two types).
     fn call(&self, method: ureq::http::Method, url: &str, budget: Duration) -> Reply {
-        // An empty POST says so (as ureq's send_empty did), not as an empty chunked body.
-        let length = (method == ureq::http::Method::POST).then_some("0");
+        let post = method == ureq::http::Method::POST;
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
-        if let Some(length) = length {
-            builder = builder.header("content-length", length);
+        // An empty POST says so (as ureq's send_empty did), not as an empty chunked body.
+        if post {
+            builder = builder.header("content-length", "0");
         }
         let request = match builder.body(()) {
             Ok(request) => request,

@@ -45,10 +45,7 @@ enum Attempt {
 pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> bool {
     let client = Client::new();
     let start = Instant::now();
-    // One budget for every request of the first attempt, the generic endpoints' included:
-    // they share at most half of it, so that the mesh's own quit always has the rest.
-    notify(&client, &sidecar.notify, limits.budget / 2);
-    let mut budget = limits.budget.saturating_sub(start.elapsed());
+    let mut budget = notify(&client, &sidecar.notify, limits.budget);
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
     let mut attempts = 0;
@@ -101,16 +98,16 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
     fall_back(sidecar)
 }
 
-/// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, status
-/// ignored) once, within `share` in all.
-fn notify(client: &Client, urls: &[String], share: Duration) {
-    let Ok(count) = u32::try_from(urls.len()) else {
-        return;
-    };
+/// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, --also-quit;
+/// status ignored) once. One budget covers them and the quit that follows: they share at
+/// most half of it, so that the mesh's own quit always has the rest. Returns what is left.
+fn notify(client: &Client, urls: &[String], budget: Duration) -> Duration {
+    let start = Instant::now();
+    let count = u32::try_from(urls.len()).unwrap_or(u32::MAX);
     if count == 0 {
-        return;
+        return budget;
     }
-    let each = (share / count).min(Duration::from_secs(1));
+    let each = (budget / 2 / count).min(Duration::from_secs(1));
     for url in urls {
         let reply = client.post(url, each);
         let shown = url::shown(url);
@@ -119,6 +116,7 @@ fn notify(client: &Client, urls: &[String], share: Duration) {
             "notified {shown}: {reply}"
         );
     }
+    budget.saturating_sub(start.elapsed())
 }
 
 /// Tells whichever sidecar answers to quit, when no search chose one (none was found before
@@ -127,14 +125,13 @@ fn notify(client: &Client, urls: &[String], share: Duration) {
 /// reported. Returns false only when one listened and did not take it.
 pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) -> bool {
     let client = Client::new();
-    let start = Instant::now();
     // The endpoints only told (GENERIC_QUIT_ENDPOINTS, --also-quit) are told all the same.
-    notify(&client, &candidates.notify, budget / 2);
+    let budget = notify(&client, &candidates.notify, budget);
     let mut hinted = Vec::new();
     match attempt(
         &client,
         &candidates.quit,
-        budget.saturating_sub(start.elapsed()),
+        budget,
         &mut hinted,
         Level::Debug,
         None,
