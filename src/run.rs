@@ -22,11 +22,11 @@ use crate::sidecar::wait::{self, Waited};
 enum Found {
     /// Ready.
     Ready,
-    /// The search found none: one may have come since.
+    /// The search settled that there is none: one may have come since.
     Nothing,
     /// The wait gave up on it: it may still come.
     TimedOut,
-    /// A termination signal ended the wait.
+    /// A termination signal ended the search or the wait before it settled.
     Signalled,
     /// The run ended before the wait (a usage error, a command that cannot run).
     NotAsked,
@@ -37,15 +37,20 @@ enum Found {
 enum Quit {
     /// Leave it running (--keep-sidecar); `say`: it was there, so say so.
     Keep { say: bool },
-    /// Tell it now.
+    /// Tell it now, once: the task ran with the sidecar not ready (--on-timeout start).
     Now,
-    /// Tell it, asking again for --quit-window while nothing listens: it may come late.
+    /// Tell it, asking again for --quit-window while nothing listens: it may come late (its
+    /// container not started yet, the wait cut short) or be restarting.
     WithinWindow,
-    /// None was found: tell whichever came since, once and quietly.
+    /// The search found none: tell whichever came since, once and quietly.
     IfOneCame,
 }
 
-/// The one decision about the sidecar at the end: quit or keep, now or within the window.
+/// The one decision about the sidecar at the end: quit or keep, once or within the window.
+/// Only a search that settled there is none, or a task run after the wait gave up, asks
+/// once; every other end (a sidecar seen ready, a run that ended before the search or the
+/// wait settled) keeps asking for the window, so that a proxy container that starts after
+/// meshinit failed, or restarts, does not keep the pod running.
 fn decide(found: Found, on_timeout: OnTimeout, keep: Keep, code: u8) -> Quit {
     if !keep.quits_after(code) {
         return Quit::Keep {
@@ -55,9 +60,9 @@ fn decide(found: Found, on_timeout: OnTimeout, keep: Keep, code: u8) -> Quit {
     match (found, on_timeout) {
         (Found::Nothing, _) => Quit::IfOneCame,
         // With `start` the task's run gave the sidecar its time to come.
-        (Found::TimedOut, OnTimeout::Fail) => Quit::WithinWindow,
-        (Found::TimedOut, OnTimeout::Start)
-        | (Found::Ready | Found::Signalled | Found::NotAsked, _) => Quit::Now,
+        (Found::TimedOut, OnTimeout::Start) => Quit::Now,
+        (Found::TimedOut, OnTimeout::Fail)
+        | (Found::Ready | Found::Signalled | Found::NotAsked, _) => Quit::WithinWindow,
     }
 }
 
@@ -353,10 +358,10 @@ mod tests {
                             }
                         } else if found == Nothing {
                             Quit::IfOneCame
-                        } else if found == TimedOut && on_timeout == OnTimeout::Fail {
-                            Quit::WithinWindow
-                        } else {
+                        } else if found == TimedOut && on_timeout == OnTimeout::Start {
                             Quit::Now
+                        } else {
+                            Quit::WithinWindow
                         };
                         assert_eq!(
                             decide(found, on_timeout, keep, code),
@@ -368,7 +373,14 @@ mod tests {
             }
         }
         // The ones a reader checks first.
-        assert_eq!(decide(Ready, OnTimeout::Fail, Keep::Never, 3), Quit::Now);
+        assert_eq!(
+            decide(Ready, OnTimeout::Fail, Keep::Never, 3),
+            Quit::WithinWindow
+        );
+        assert_eq!(
+            decide(NotAsked, OnTimeout::Fail, Keep::Never, 127),
+            Quit::WithinWindow
+        );
         assert_eq!(
             decide(TimedOut, OnTimeout::Fail, Keep::Never, 69),
             Quit::WithinWindow

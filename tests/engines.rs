@@ -207,16 +207,7 @@ static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A tar of a minimal root filesystem: Debian's static busybox and a few of its applets.
 fn busybox_root_tar(dir: &Path) -> PathBuf {
     let root = dir.join("busybox-root");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    let busybox = Command::new("sh")
-        .args(["-c", "command -v busybox"])
-        .output()
-        .unwrap();
-    let busybox = String::from_utf8_lossy(&busybox.stdout).trim().to_owned();
-    std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
-    for tool in ["sh", "ps", "sleep", "echo", "kill", "grep", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
-    }
+    common::images::busybox_root(&root, &["sh", "ps", "sleep", "echo", "kill", "grep", "cat"]);
     tar_of(&root)
 }
 
@@ -634,32 +625,9 @@ fn pod_ok(args: &[&str]) -> String {
     stdout
 }
 
-/// Istio's sidecar as an image of its own, as istio/proxyv2 lays it out: the real
-/// pilot-agent and Envoy in /usr/local/bin, the C libraries Envoy links, and the bootstrap
-/// template where pilot-agent looks for it by default (./var/lib/istio/envoy from /).
+/// Istio's sidecar as an image of its own (`common::images::istio_proxy_root`).
 fn istio_proxy_image(dir: &Path, envoy: &Path, peers: &common::istio::Peers, name: &str) {
-    let root = dir.join("istio-proxy-root");
-    for sub in [
-        "usr/local/bin",
-        "var/lib/istio/envoy",
-        "etc/istio/proxy",
-        "tmp",
-    ] {
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-    }
-    std::fs::copy(envoy, root.join("usr/local/bin/envoy")).unwrap();
-    std::fs::copy(&peers.pilot_agent, root.join("usr/local/bin/pilot-agent")).unwrap();
-    std::fs::copy(
-        &peers.bootstrap,
-        root.join("var/lib/istio/envoy/envoy_bootstrap_tmpl.json"),
-    )
-    .unwrap();
-    let ldd = ok("ldd", &[envoy.to_str().unwrap()]);
-    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
-        let target = root.join(lib.trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(lib, &target).unwrap_or_else(|e| panic!("{lib}: {e}"));
-    }
+    let root = common::images::istio_proxy_root(dir, envoy, peers);
     pod_ok(&["import", tar_of(&root).to_str().unwrap(), name]);
 }
 

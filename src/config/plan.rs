@@ -10,7 +10,7 @@ use super::presets::{self, AUTO_CANDIDATES, ISTIO_EXECUTABLES};
 use super::settings::{Action, Keep, Mesh, OnTimeout, Settings};
 use crate::init::supervisor::Forwarding;
 use crate::logging::Format;
-use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar};
+use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar, ANY_MESH};
 use crate::sidecar::url;
 
 /// Everything a run needs, decided.
@@ -254,7 +254,7 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
 /// the notified endpoints are the same for all (scuttle's GENERIC_QUIT_ENDPOINTS).
 fn merged(candidates: &[Endpoints]) -> Endpoints {
     let mut all = Endpoints {
-        mesh: "auto",
+        mesh: ANY_MESH,
         notify: candidates
             .first()
             .map(|c| c.notify.clone())

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The `mesh` of the endpoints that a quit tries when no search chose a mesh: every
+/// candidate's, none of them known to be there.
+pub const ANY_MESH: &str = "auto";
+
 /// One sidecar: where to ask whether it is ready and how to make it quit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::client::{Client, Reply};
-use super::endpoints::{Endpoints, QuitUrl};
+use super::endpoints::{Endpoints, QuitUrl, ANY_MESH};
 use super::procscan;
 use super::url;
 use crate::init::signals::{self, Signals};
@@ -49,7 +49,7 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
     let mut attempts = 0;
-    loop {
+    let nobody_there = loop {
         // Only the first attempt's refusals are worth a line each; the window's are not.
         let refused_level = if attempts == 0 {
             Level::Warn
@@ -77,17 +77,24 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
                     // The window as configured, counted from the first attempt.
                     info!(
                         "nothing listens on the quit endpoints yet: asking again every {}ms \
-                         for up to {}ms (--quit-window) in case the sidecar comes late",
+                         for up to {}ms (--quit-window) in case the sidecar comes late or \
+                         restarts",
                         millis(WINDOW_PAUSE),
                         millis(limits.window)
                     );
                 }
                 if !pause(window_end, signals) {
-                    break;
+                    break true;
                 }
             }
-            Attempt::NobodyThere | Attempt::Failed => break,
+            Attempt::NobodyThere => break true,
+            Attempt::Failed => break false,
         }
+    };
+    // No search chose a mesh: nothing says that a sidecar exists, nor which process is one.
+    if nobody_there && sidecar.mesh == ANY_MESH {
+        info!(phase = "quit"; "no sidecar listened on the quit endpoints: none to tell");
+        return true;
     }
     if sidecar.executables.is_empty() {
         if !sidecar.quit.is_empty() {

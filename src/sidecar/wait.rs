@@ -70,8 +70,9 @@ pub fn wait(sidecar: &Sidecar, timeout: Duration, signals: &Signals) -> Waited {
                     Waited::Ready(_) => Waited::NoSidecar,
                     other => other,
                 },
-                // Nothing was found, so there is nothing to quit.
-                Err(stop) => stop.with(Endpoints::default()),
+                // Ended before the search settled: a sidecar may still be starting, so
+                // every candidate's quit endpoint is what to tell.
+                Err(stop) => stop.with(all.clone()),
             }
         }
     }

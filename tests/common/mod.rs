@@ -14,6 +14,7 @@ macro_rules! or_skip {
     };
 }
 
+pub mod images;
 pub mod istio;
 pub mod mesh;
 
