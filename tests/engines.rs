@@ -288,7 +288,8 @@ fn the_release_is_complete_checksummed_small_and_reproducible() {
     for arch in ["amd64", "arm64"] {
         let binary = dist.join(format!("meshinit-{v}-linux-{arch}"));
         let size = std::fs::metadata(&binary).unwrap().len();
-        assert!(size <= 320 * 1024, "{arch}: {size} bytes");
+        // The bar of the design card: 336 KiB for each shipped binary.
+        assert!(size <= 336 * 1024, "{arch}: {size} bytes");
         let runner = if arch == "amd64" {
             binary.to_str().unwrap().to_owned()
         } else {

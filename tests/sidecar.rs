@@ -408,12 +408,62 @@ fn timeout_fails_with_69_and_quits_or_starts_the_task() {
     assert_eq!(out.stdout, "ran");
 }
 
+/// A sidecar gone during the task (its container restarting, or dead): the quit asks
+/// through the window, then the code is still the task's.
 #[test]
-fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
-    let test = "a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line";
+fn a_sidecar_killed_during_the_task_is_asked_for_through_the_window() {
+    let test = "a_sidecar_killed_during_the_task_is_asked_for_through_the_window";
     let envoy_path = or_skip!(envoy_bin(test));
+    let began = Instant::now();
     let port = free_port();
     let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--quit-window",
+                "1s",
+                "--",
+                "sh",
+                "-c",
+                "echo up; sleep 1; exit 5",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    sidecar.child.kill().unwrap();
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    let asked = out.log_position(
+        "for up to 1000ms (--quit-window) in case the sidecar comes late or restarts",
+    );
+    let gave_up = out.log_position("sidecar not stopped");
+    assert!(asked < gave_up, "{}", out.stderr);
+    assert!(
+        began.elapsed() >= Duration::from_secs(2),
+        "the window was not kept: {:?}",
+        began.elapsed()
+    );
+}
+
+/// A sidecar that was ready and is restarting when the task ends (its container restarted):
+/// the quit keeps asking and reaches the new one.
+#[test]
+fn a_sidecar_restarting_at_the_end_is_still_quit() {
+    let test = "a_sidecar_restarting_at_the_end_is_still_quit";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let port = free_port();
+    let mut first = envoy(&envoy_path, port, Place::Host);
+    let gate = tempdir("restarting").join("envoy-is-down");
+    let task = format!(
+        "echo up; i=0; while [ ! -e {gate} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; exit 5",
+        gate = gate.display()
+    );
     let mut running = start(
         meshinit_at(
             Place::Host,
@@ -425,18 +475,31 @@ fn a_sidecar_killed_during_the_task_costs_nothing_but_a_log_line() {
                 "--",
                 "sh",
                 "-c",
-                "echo up; sleep 1; exit 5",
+                &task,
             ],
         ),
         Mode::Plain,
     );
     running.expect_line(|l| l == "up", LIMIT);
-    sidecar.child.kill().unwrap();
-    let began = Instant::now();
+    // The first Envoy is gone before the task ends; a second one comes on the same port
+    // once meshinit has found nothing listening.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    std::fs::write(&gate, "").unwrap();
+    running.expect_log(|l| l.contains("(--quit-window)"), LIMIT);
+    let mut second = envoy(&envoy_path, port, Place::Host);
     let out = running.finish(LIMIT);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
-    assert!(began.elapsed() < Duration::from_secs(4));
-    out.log_position("connection refused");
+    out.log_position("sidecar quit via");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the second Envoy was not quit:\n{}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -693,7 +756,7 @@ fn proc_fallback_signals_only_the_sidecar_executable() {
            {d}/$w/pilot-agent -c \"trap 'echo TERM > {d}/$w.got; exit 0' TERM; \
              i=0; while [ \\$i -lt 100 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
          done; sleep 0.3; \
-         {bin} --mesh none --quit-url http://127.0.0.1:9/quitquitquit --sidecar-exe {d}/real/pilot-agent \
+         {bin} --mesh none --quit-url http://127.0.0.1:9/quitquitquit --quit-window=0 --sidecar-exe {d}/real/pilot-agent \
            -- sh -c 'exit 3'; echo meshinit=$?; sleep 0.5; \
          echo real=$(cat {d}/real.got 2>/dev/null) decoy=$(cat {d}/decoy.got 2>/dev/null)",
         bin = bin().display()
@@ -1283,6 +1346,32 @@ fn no_configuration_in_a_pod_without_a_sidecar_runs_the_task_within_seconds() {
     out.log_position("no sidecar answered within 1000ms: running without one");
 }
 
+/// A TERM during the search ends the run before it settled whether there is a sidecar:
+/// one that comes afterwards (its container started after the task's) is still quit, within
+/// the quit window, and the code is 128+15.
+#[test]
+fn a_term_during_the_search_still_quits_a_sidecar_that_comes_after() {
+    let test = "a_term_during_the_search_still_quits_a_sidecar_that_comes_after";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let mut cmd = place.meshinit(&["--", "sh", "-c", "echo ran"]);
+    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let mut running = start(cmd, Mode::Plain);
+    running.expect_log(|l| l.contains("looking for a sidecar"), LIMIT);
+    running.signal(libc::SIGTERM);
+    running.expect_log(|l| l.contains("(--quit-window)"), LIMIT);
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "the task must not run");
+    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn no_configuration_in_a_pod_with_linkerd_waits_and_quits_it() {
     let test = "no_configuration_in_a_pod_with_linkerd_waits_and_quits_it";
@@ -1581,6 +1670,8 @@ fn envoy_killed_between_the_task_and_the_quit() {
         "--quit-url",
         &url(port, "/quitquitquit"),
         "--kill-fallback=false",
+        // One attempt: the window has its own tests.
+        "--quit-window=0",
         "--",
         "sh",
         "-c",
@@ -1686,6 +1777,8 @@ fn both_gone_at_quit_time() {
         "--quit-url",
         &url(ports.admin, "/quitquitquit"),
         "--kill-fallback=false",
+        // Not the window's test: the one attempt.
+        "--quit-window=0",
         "--",
         "sh",
         "-c",
@@ -1884,7 +1977,7 @@ fn a_sidecar_of_another_uid_is_reported_not_signalled() {
     std::fs::copy("/bin/sh", &agent).unwrap();
     let script = format!(
         "{agent} -c 'i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done' & pid=$!; sleep 0.2; \
-         {nonroot} {bin} --mesh none --quit-url http://127.0.0.1:9/q --sidecar-exe {agent} -- sh -c 'exit 5'; \
+         {nonroot} {bin} --mesh none --quit-url http://127.0.0.1:9/q --quit-window=0 --sidecar-exe {agent} -- sh -c 'exit 5'; \
          echo meshinit=$?; kill -0 $pid && echo sidecar=running; kill $pid",
         agent = agent.display(),
         nonroot = NONROOT.join(" "),
