@@ -69,7 +69,7 @@ fn main() {
             .and_then(|v| v.parse::<usize>().ok())
         {
             Some(runs) => {
-                measure(&node, runs.max(1));
+                measure(&node, runs.max(1), filter.as_deref());
                 (1, 0)
             }
             None => run_scenarios(&node, filter.as_deref()),
@@ -647,10 +647,17 @@ fn istio_job(task: &str, proxy_first: bool) -> String {
     format!("{}  containers:\n{first}{second}", job_spec(10))
 }
 
-/// A Job pod with istio-proxy as a native sidecar (Istio 1.27+ on Kubernetes 1.33+).
-fn native_job(task: &str) -> String {
+/// A Job pod with istio-proxy as a native sidecar (Istio 1.27+ on Kubernetes 1.33+);
+/// `share_pid`: with shareProcessNamespace, where meshinit sees the agent in /proc and
+/// waits for it to exit after its quit (--quit-wait).
+fn native_job(task: &str, share_pid: bool) -> String {
+    let share = if share_pid {
+        "  shareProcessNamespace: true\n"
+    } else {
+        ""
+    };
     format!(
-        "{}  initContainers:\n{}  containers:\n{task}",
+        "{}{share}  initContainers:\n{}  containers:\n{task}",
         job_spec(30),
         istio_proxy(true, "5s")
     )
@@ -747,7 +754,7 @@ fn without_meshinit_the_pod_never_completes(node: &Node) {
 /// A native sidecar with MESHINIT_MESH=none: meshinit makes no request; the kubelet stops
 /// the proxy after the task (its preStop drain, then TERM: the agent drains).
 fn native_sidecar_with_mesh_none(node: &Node) {
-    let (status, took) = native_run(node, "native-none", &[("MESHINIT_MESH", "none")]);
+    let (status, took) = native_run(node, "native-none", &[("MESHINIT_MESH", "none")], false);
     assert_eq!(status.phase, "Succeeded", "{status:?}");
     assert_eq!(status.container("istio-proxy").restarts, 0, "{status:?}");
     eprintln!("native-none: task exit -> Succeeded {took:.2} s");
@@ -756,17 +763,17 @@ fn native_sidecar_with_mesh_none(node: &Node) {
 /// A native sidecar and no configuration: meshinit finds the agent, quits it at the end;
 /// the kubelet must not restart the proxy, and the pod completes without the drain.
 fn native_sidecar_with_no_configuration(node: &Node) {
-    let (status, took) = native_run(node, "native-auto", &[]);
+    let (status, took) = native_run(node, "native-auto", &[], false);
     assert_eq!(status.phase, "Succeeded", "{status:?}");
     assert_eq!(status.container("istio-proxy").restarts, 0, "{status:?}");
     eprintln!("native-auto: task exit -> Succeeded {took:.2} s");
 }
 
 /// One native-sidecar pod to its end: its status and task exit → final phase (s).
-fn native_run(node: &Node, name: &str, env: &[(&str, &str)]) -> (Pod, f64) {
+fn native_run(node: &Node, name: &str, env: &[(&str, &str)], share_pid: bool) -> (Pod, f64) {
     let pod = node.submit(
         name,
-        &native_job(&task(&["sh", "-c", "echo task ran"], env)),
+        &native_job(&task(&["sh", "-c", "echo task ran"], env), share_pid),
     );
     let (status, at) = node.final_phase(&pod.name, LIMIT);
     let log = node.log(&pod.name, "task");
@@ -925,9 +932,10 @@ fn linkerd_stand_in_is_found_and_shut_down(node: &Node) {
 /// A measured pod: its name in, its status and task exit → final phase (s) out.
 type Case<'a> = (&'a str, &'a dyn Fn(&str) -> (Pod, f64));
 
-fn measure(node: &Node, runs: usize) {
+/// Each case `runs` times, one pod after another (those whose name contains `filter`).
+fn measure(node: &Node, runs: usize, filter: Option<&str>) {
     let mut figures: Vec<(&str, Vec<f64>, u32)> = Vec::new();
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         ("a pod without a sidecar (the kubelet's floor)", &|name| {
             let spec = format!(
                 "{}  containers:\n{}",
@@ -950,14 +958,21 @@ fn measure(node: &Node, runs: usize) {
         ),
         (
             "Istio native sidecar, meshinit, no configuration (quits the agent)",
-            &|name| native_run(node, name, &[]),
+            &|name| native_run(node, name, &[], false),
+        ),
+        (
+            "Istio native sidecar, shareProcessNamespace, meshinit, no configuration",
+            &|name| native_run(node, name, &[], true),
         ),
         (
             "Istio native sidecar, MESHINIT_MESH=none (the kubelet stops it)",
-            &|name| native_run(node, name, &[("MESHINIT_MESH", "none")]),
+            &|name| native_run(node, name, &[("MESHINIT_MESH", "none")], false),
         ),
     ];
     for (what, case) in cases {
+        if filter.is_some_and(|f| !what.contains(f)) {
+            continue;
+        }
         let mut times = Vec::new();
         let mut restarts = 0;
         for run in 0..runs {

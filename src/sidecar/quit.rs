@@ -15,6 +15,8 @@ use crate::logging::{millis, Level};
 /// How often the list of endpoints is tried when they fail (not when nothing listens).
 const ROUNDS: usize = 3;
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
+/// How often /proc is read while a sidecar that took the quit is exiting.
+const CONFIRM_POLL: Duration = Duration::from_millis(2);
 /// The pause between attempts while nothing listens, within the window.
 const WINDOW_PAUSE: Duration = Duration::from_millis(100);
 
@@ -323,7 +325,9 @@ fn confirm_exit(sidecar: &Endpoints, confirm: Duration, signals: Option<&Signals
             debug!("the sidecar's processes have exited");
             return;
         }
-        let _ = nap(signals, Duration::from_millis(20));
+        // Short: meshinit's container must end right after the sidecar's, or a kubelet
+        // that sees a native sidecar exited while this container runs restarts it.
+        let _ = nap(signals, CONFIRM_POLL);
     }
     warn!(
         "the sidecar took the quit but still runs after {}ms",
