@@ -109,9 +109,19 @@ fn with_a_shared_process_namespace_the_proc_fallback_drains_the_real_agent() {
         "-c",
         "exit 5",
     ]);
+    let began = Instant::now();
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
     out.log_position("sent SIGTERM to /usr/local/bin/pilot-agent");
+    // A sidecar that /proc shows gets the fallback at once, not after the quit window
+    // (which is for one that cannot be seen).
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}\n{}",
+        began.elapsed(),
+        out.stderr
+    );
+    assert!(!out.stderr.contains("--quit-window"), "{}", out.stderr);
     assert!(
         !out.stderr.contains("sent SIGTERM to /usr/local/bin/envoy"),
         "Envoy is the agent's to stop:\n{}",

@@ -74,6 +74,14 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
                 confirm_exit(sidecar, limits.confirm, signals);
                 return true;
             }
+            // The window is for a sidecar that cannot be seen: a chosen mesh's that /proc
+            // shows while nothing listens (its status port disabled, or not up yet) gets the
+            // fallback now.
+            Attempt::NobodyThere
+                if attempts == 1 && sidecar.mesh != ANY_MESH && visible(sidecar) =>
+            {
+                break true
+            }
             Attempt::NobodyThere if !sidecar.quit.is_empty() && Instant::now() < window_end => {
                 if attempts == 1 {
                     // The window as configured, counted from the first attempt.
@@ -307,6 +315,11 @@ fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
         }
         None => true,
     }
+}
+
+/// Whether /proc shows one of the sidecar's processes (a shared process namespace).
+fn visible(sidecar: &Endpoints) -> bool {
+    !sidecar.executables.is_empty() && !procscan::find(&sidecar.executables).processes.is_empty()
 }
 
 /// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs
