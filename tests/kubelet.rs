@@ -384,6 +384,21 @@ impl Node {
         (status, at)
     }
 
+    /// Runs a pod to its end and checks its phase: the pod stays on the node (its logs
+    /// with it) while the returned value lives.
+    fn run(&self, name: &str, spec: &str, phase: &str) -> Ran {
+        let pod = self.submit(name, spec);
+        let (status, final_at) = self.final_phase(&pod.name, LIMIT);
+        let log = self.log(&pod.name, "task");
+        assert_eq!(status.phase, phase, "{status:?}\n{}", self.logs(&pod.name));
+        Ran {
+            pod,
+            status,
+            final_at,
+            log,
+        }
+    }
+
     /// Every container's log, for a failure's message.
     fn logs(&self, pod: &str) -> String {
         let containers: Vec<String> = self
@@ -523,6 +538,14 @@ fn unescape(word: &str) -> String {
         }
     }
     out
+}
+
+/// A pod run to its end: its status, when it was first seen final, its task's log.
+struct Ran {
+    pod: Submitted,
+    status: Pod,
+    final_at: f64,
+    log: String,
 }
 
 /// A submitted pod: removed from the node (its manifest deleted) when dropped.
@@ -687,20 +710,14 @@ const LIMIT: Duration = Duration::from_secs(90);
 /// with no configuration: meshinit finds Istio, waits, runs the task, quits the agent, and
 /// the pod completes.
 fn a_job_pod_under_istio_succeeds(node: &Node) {
-    let pod = node.submit(
+    let ran = node.run(
         "seed-ok",
         &istio_job(&task(&["sh", "-c", "echo task ran"], &[]), false),
-    );
-    let (status, at) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert_eq!(
-        status.phase,
         "Succeeded",
-        "{status:?}\n{}",
-        node.logs(&pod.name)
     );
-    expect_exit(&status, "task", 0);
-    expect_exit(&status, "istio-proxy", 0);
+    let (status, log) = (&ran.status, &ran.log);
+    expect_exit(status, "task", 0);
+    expect_exit(status, "istio-proxy", 0);
     assert!(log.contains("found the istio sidecar"), "{log}");
     assert!(log.contains("task ran"), "{log}");
     assert!(
@@ -709,24 +726,18 @@ fn a_job_pod_under_istio_succeeds(node: &Node) {
     );
     eprintln!(
         "seed-ok: task exit -> Succeeded {:.2} s",
-        completion(node, &pod.name, "info: task exited", at)
+        completion(node, &ran.pod.name, "info: task exited", ran.final_at)
     );
 }
 
 fn a_failing_task_fails_the_pod_with_its_code(node: &Node) {
-    let pod = node.submit(
+    let ran = node.run(
         "seed-fail",
         &istio_job(&task(&["sh", "-c", "exit 3"], &[]), false),
-    );
-    let (status, _) = node.final_phase(&pod.name, LIMIT);
-    assert_eq!(
-        status.phase,
         "Failed",
-        "{status:?}\n{}",
-        node.logs(&pod.name)
     );
-    expect_exit(&status, "task", 3);
-    expect_exit(&status, "istio-proxy", 0);
+    expect_exit(&ran.status, "task", 3);
+    expect_exit(&ran.status, "istio-proxy", 0);
 }
 
 /// The negative control: the same pod with the task run without meshinit never completes,
@@ -755,7 +766,6 @@ fn without_meshinit_the_pod_never_completes(node: &Node) {
 /// the proxy after the task (its preStop drain, then TERM: the agent drains).
 fn native_sidecar_with_mesh_none(node: &Node) {
     let (status, took) = native_run(node, "native-none", &[("MESHINIT_MESH", "none")], false);
-    assert_eq!(status.phase, "Succeeded", "{status:?}");
     assert_eq!(status.container("istio-proxy").restarts, 0, "{status:?}");
     eprintln!("native-none: task exit -> Succeeded {took:.2} s");
 }
@@ -764,23 +774,21 @@ fn native_sidecar_with_mesh_none(node: &Node) {
 /// the kubelet must not restart the proxy, and the pod completes without the drain.
 fn native_sidecar_with_no_configuration(node: &Node) {
     let (status, took) = native_run(node, "native-auto", &[], false);
-    assert_eq!(status.phase, "Succeeded", "{status:?}");
     assert_eq!(status.container("istio-proxy").restarts, 0, "{status:?}");
     eprintln!("native-auto: task exit -> Succeeded {took:.2} s");
 }
 
 /// One native-sidecar pod to its end: its status and task exit → final phase (s).
 fn native_run(node: &Node, name: &str, env: &[(&str, &str)], share_pid: bool) -> (Pod, f64) {
-    let pod = node.submit(
+    let ran = node.run(
         name,
         &native_job(&task(&["sh", "-c", "echo task ran"], env), share_pid),
+        "Succeeded",
     );
-    let (status, at) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert!(log.contains("task ran"), "{log}");
-    expect_exit(&status, "task", 0);
-    let took = completion(node, &pod.name, "info: task exited", at);
-    (status, took)
+    assert!(ran.log.contains("task ran"), "{}", ran.log);
+    expect_exit(&ran.status, "task", 0);
+    let took = completion(node, &ran.pod.name, "info: task exited", ran.final_at);
+    (ran.status, took)
 }
 
 /// activeDeadlineSeconds ends a task that never does: the kubelet TERMs the pod's
@@ -802,14 +810,9 @@ fn active_deadline_is_the_backstop(node: &Node) {
         "  activeDeadlineSeconds: 3\n  restartPolicy",
         1,
     );
-    let pod = node.submit("deadline", &spec);
-    let (status, _) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert_eq!(
-        (status.phase.as_str(), status.reason.as_str()),
-        ("Failed", "DeadlineExceeded"),
-        "{status:?}\n{log}"
-    );
+    let ran = node.run("deadline", &spec, "Failed");
+    let log = &ran.log;
+    assert_eq!(ran.status.reason, "DeadlineExceeded", "{:?}", ran.status);
     assert!(log.contains("up"), "{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(log.contains("handled TERM"), "{log}");
@@ -827,24 +830,18 @@ fn active_deadline_is_the_backstop(node: &Node) {
 /// the pod reaches Failed although the proxy starts after meshinit has given up on the
 /// command.
 fn typo(node: &Node, name: &str, proxy_first: bool) {
-    let pod = node.submit(
+    let ran = node.run(
         name,
         &istio_job(&task(&["/no/such/task"], &[]), proxy_first),
-    );
-    let (status, _) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert_eq!(
-        status.phase,
         "Failed",
-        "{status:?}\n{}",
-        node.logs(&pod.name)
     );
-    expect_exit(&status, "task", 127);
-    expect_exit(&status, "istio-proxy", 0);
-    let message = &status.container("task").message;
+    expect_exit(&ran.status, "task", 127);
+    expect_exit(&ran.status, "istio-proxy", 0);
+    let message = &ran.status.container("task").message;
     assert!(
         message.contains("cannot run '/no/such/task'") && message.contains("(exit 127)"),
-        "termination message {message:?}\n{log}"
+        "termination message {message:?}\n{}",
+        ran.log
     );
 }
 
@@ -863,11 +860,9 @@ fn a_typo_fails_a_pod_without_a_sidecar(node: &Node) {
         job_spec(10),
         task(&["/no/such/task"], &[])
     );
-    let pod = node.submit("typo-alone", &spec);
-    let (status, at) = node.final_phase(&pod.name, LIMIT);
-    assert_eq!(status.phase, "Failed", "{status:?}");
-    expect_exit(&status, "task", 127);
-    let took = at - pod.at;
+    let ran = node.run("typo-alone", &spec, "Failed");
+    expect_exit(&ran.status, "task", 127);
+    let took = ran.final_at - ran.pod.at;
     eprintln!("typo-alone: manifest -> Failed {took:.2} s (the quit window is 10 s)");
     assert!(took >= 10.0, "the window was not kept: {took:.2} s");
 }
@@ -885,12 +880,9 @@ fn envoy_alone_is_found_and_quit(node: &Node) {
         job_spec(10),
         task(&["sh", "-c", "echo task ran"], &[])
     );
-    let pod = node.submit("envoy-alone", &spec);
-    let (status, _) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert_eq!(status.phase, "Succeeded", "{status:?}\n{log}");
-    expect_exit(&status, "envoy", 0);
-    assert!(log.contains("found the envoy sidecar"), "{log}");
+    let ran = node.run("envoy-alone", &spec, "Succeeded");
+    expect_exit(&ran.status, "envoy", 0);
+    assert!(ran.log.contains("found the envoy sidecar"), "{}", ran.log);
 }
 
 /// A stand-in for Linkerd's proxy (named so: no Linkerd proxy is available here), serving
@@ -913,17 +905,9 @@ fn linkerd_stand_in_is_found_and_shut_down(node: &Node) {
         job_spec(10),
         task(&["sh", "-c", "echo task ran"], &[])
     );
-    let pod = node.submit("linkerd", &spec);
-    let (status, _) = node.final_phase(&pod.name, LIMIT);
-    let log = node.log(&pod.name, "task");
-    assert_eq!(
-        status.phase,
-        "Succeeded",
-        "{status:?}\n{}",
-        node.logs(&pod.name)
-    );
-    expect_exit(&status, "linkerd-proxy-stand-in", 0);
-    assert!(log.contains("found the linkerd sidecar"), "{log}");
+    let ran = node.run("linkerd", &spec, "Succeeded");
+    expect_exit(&ran.status, "linkerd-proxy-stand-in", 0);
+    assert!(ran.log.contains("found the linkerd sidecar"), "{}", ran.log);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -942,18 +926,17 @@ fn measure(node: &Node, runs: usize, filter: Option<&str>) {
                 job_spec(10),
                 bare_task(&["sh", "-c", "echo task exits"])
             );
-            let pod = node.submit(name, &spec);
-            let (status, at) = node.final_phase(&pod.name, LIMIT);
-            assert_eq!(status.phase, "Succeeded", "{status:?}");
-            (status, completion(node, &pod.name, "task exits", at))
+            let ran = node.run(name, &spec, "Succeeded");
+            let took = completion(node, &ran.pod.name, "task exits", ran.final_at);
+            (ran.status, took)
         }),
         (
             "Istio (istio-proxy a regular container), meshinit, no configuration",
             &|name| {
-                let pod = node.submit(name, &istio_job(&task(&["sh", "-c", "true"], &[]), false));
-                let (status, at) = node.final_phase(&pod.name, LIMIT);
-                assert_eq!(status.phase, "Succeeded", "{status:?}");
-                (status, completion(node, &pod.name, "info: task exited", at))
+                let spec = istio_job(&task(&["sh", "-c", "true"], &[]), false);
+                let ran = node.run(name, &spec, "Succeeded");
+                let took = completion(node, &ran.pod.name, "info: task exited", ran.final_at);
+                (ran.status, took)
             },
         ),
         (
