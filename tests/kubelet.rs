@@ -644,13 +644,18 @@ fn task(args: &[&str], env: &[(&str, &str)]) -> String {
 
 /// The same container without meshinit: `args` as the command itself.
 fn bare_task(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| yaml_string(a)).collect();
+    container("task", TASK_IMAGE, args)
+}
+
+/// A container of `image` running `command` (its entrypoint replaced).
+fn container(name: &str, image: &str, command: &[&str]) -> String {
+    let command: Vec<String> = command.iter().map(|a| yaml_string(a)).collect();
     format!(
-        "  - name: task\n\
-         \x20   image: {TASK_IMAGE}\n\
+        "  - name: {name}\n\
+         \x20   image: {image}\n\
          \x20   imagePullPolicy: Never\n\
          \x20   command: [{}]\n",
-        args.join(", ")
+        command.join(", ")
     )
 }
 
@@ -869,20 +874,18 @@ fn a_typo_fails_a_pod_without_a_sidecar(node: &Node) {
 
 /// Envoy alone as the pod's sidecar (no agent): found on 15000, waited for, quit.
 fn envoy_alone_is_found_and_quit(node: &Node) {
-    let envoy = format!(
-        "  - name: envoy\n\
-         \x20   image: {PROXY_IMAGE}\n\
-         \x20   imagePullPolicy: Never\n\
-         \x20   command: [/usr/local/bin/envoy, -c, /etc/envoy/envoy.yaml, --log-level, warn]\n"
+    let envoy = container(
+        "envoy",
+        PROXY_IMAGE,
+        &[
+            "/usr/local/bin/envoy",
+            "-c",
+            "/etc/envoy/envoy.yaml",
+            "--log-level",
+            "warn",
+        ],
     );
-    let spec = format!(
-        "{}  containers:\n{}{envoy}",
-        job_spec(10),
-        task(&["sh", "-c", "echo task ran"], &[])
-    );
-    let ran = node.run("envoy-alone", &spec, "Succeeded");
-    expect_exit(&ran.status, "envoy", 0);
-    assert!(ran.log.contains("found the envoy sidecar"), "{}", ran.log);
+    a_lone_sidecar_is_found_and_quit(node, "envoy-alone", "envoy", &envoy, "envoy");
 }
 
 /// A stand-in for Linkerd's proxy (named so: no Linkerd proxy is available here), serving
@@ -893,21 +896,23 @@ const LINKERD_STAND_IN: &str = "while :; do \
   done";
 
 fn linkerd_stand_in_is_found_and_shut_down(node: &Node) {
-    let proxy = format!(
-        "  - name: linkerd-proxy-stand-in\n\
-         \x20   image: {TASK_IMAGE}\n\
-         \x20   imagePullPolicy: Never\n\
-         \x20   command: [sh, -c, {}]\n",
-        yaml_string(LINKERD_STAND_IN)
-    );
+    let name = "linkerd-proxy-stand-in";
+    let proxy = container(name, TASK_IMAGE, &["sh", "-c", LINKERD_STAND_IN]);
+    a_lone_sidecar_is_found_and_quit(node, "linkerd", name, &proxy, "linkerd");
+}
+
+/// A pod of the task (no configuration) and `sidecar`, the container `name`: meshinit finds
+/// `mesh`, and the sidecar ends with 0, told to quit.
+fn a_lone_sidecar_is_found_and_quit(node: &Node, pod: &str, name: &str, sidecar: &str, mesh: &str) {
     let spec = format!(
-        "{}  containers:\n{}{proxy}",
+        "{}  containers:\n{}{sidecar}",
         job_spec(10),
         task(&["sh", "-c", "echo task ran"], &[])
     );
-    let ran = node.run("linkerd", &spec, "Succeeded");
-    expect_exit(&ran.status, "linkerd-proxy-stand-in", 0);
-    assert!(ran.log.contains("found the linkerd sidecar"), "{}", ran.log);
+    let ran = node.run(pod, &spec, "Succeeded");
+    expect_exit(&ran.status, name, 0);
+    let found = format!("found the {mesh} sidecar");
+    assert!(ran.log.contains(&found), "{}", ran.log);
 }
 
 // ---------------------------------------------------------------------------------------
