@@ -13,7 +13,7 @@ use crate::init::child::{self, Child, SpawnError};
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor::{self, Ended};
 use crate::logging::millis;
-use crate::sidecar::endpoints::{Endpoints, Sidecar};
+use crate::sidecar::endpoints::{Endpoints, Sidecar, ANY_MESH};
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::wait::{self, Waited};
 
@@ -26,8 +26,11 @@ enum Found {
     Nothing,
     /// The wait gave up on it: it may still come.
     TimedOut,
-    /// A termination signal ended the search or the wait before it settled.
+    /// A termination signal ended the wait for a known sidecar.
     Signalled,
+    /// A termination signal ended the search before it settled whether there is one: the
+    /// pod is stopping, and a sidecar that comes later is stopped with it.
+    Unsettled,
     /// The run ended before the wait (a usage error, a command that cannot run).
     NotAsked,
 }
@@ -47,18 +50,19 @@ enum Quit {
 }
 
 /// The one decision about the sidecar at the end: quit or keep, once or within the window.
-/// Only a search that settled there is none, or a task run after the wait gave up, asks
-/// once; every other end (a sidecar seen ready, a run that ended before the search or the
-/// wait settled) keeps asking for the window, so that a proxy container that starts after
-/// meshinit failed, or restarts, does not keep the pod running.
+/// Only a search that settled there is none or was cut short by a termination signal, or a
+/// task run after the wait gave up, asks once; every other end (a sidecar seen ready, a
+/// run that ended before the search or while waiting for a known sidecar) keeps asking for
+/// the window, so that a proxy container that starts after meshinit failed, or restarts,
+/// does not keep the pod running.
 fn decide(found: Found, on_timeout: OnTimeout, keep: Keep, code: u8) -> Quit {
     if !keep.quits_after(code) {
         return Quit::Keep {
-            say: found != Found::Nothing,
+            say: !matches!(found, Found::Nothing | Found::Unsettled),
         };
     }
     match (found, on_timeout) {
-        (Found::Nothing, _) => Quit::IfOneCame,
+        (Found::Nothing | Found::Unsettled, _) => Quit::IfOneCame,
         // With `start` the task's run gave the sidecar its time to come.
         (Found::TimedOut, OnTimeout::Start) => Quit::Now,
         (Found::TimedOut, OnTimeout::Fail)
@@ -182,6 +186,14 @@ fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Result<Outc
     let waited = wait::wait(&plan.sidecar, plan.timeout, signals);
     let wait = Some(began.elapsed());
     let (sidecar, found) = ready_to_start(plan, waited).map_err(|o| o.waited(wait))?;
+    // A signal that came during the last readiness request: the task has not started yet.
+    if let Ok(Some(sig)) = signals.pending_termination() {
+        info!(
+            "SIG{} arrived during the last readiness request: the task is not started",
+            signals::name(sig)
+        );
+        return Err(before_the_task(sig, sidecar, found).waited(wait));
+    }
     let task = child::spawn(command)
         .map_err(|err| cannot_run(&err, sidecar.clone(), found).waited(wait))?;
     // argv[0] only: the arguments may hold secrets.
@@ -221,13 +233,23 @@ fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Out
             }
         },
         Waited::Signalled(sig, sidecar) => {
-            let reason = format!("SIG{} before the task started", signals::name(sig));
-            Err(Outcome {
-                ending: Ending::new(exit::signalled(sig), Source::Signal).because(reason),
-                sidecar,
-                found: Found::Signalled,
-            })
+            let found = if sidecar.mesh == ANY_MESH {
+                Found::Unsettled
+            } else {
+                Found::Signalled
+            };
+            Err(before_the_task(sig, sidecar, found))
         }
+    }
+}
+
+/// The end of a run that a termination signal ended before the task started.
+fn before_the_task(sig: libc::c_int, sidecar: Endpoints, found: Found) -> Outcome {
+    let reason = format!("SIG{} before the task started", signals::name(sig));
+    Outcome {
+        ending: Ending::new(exit::signalled(sig), Source::Signal).because(reason),
+        sidecar,
+        found,
     }
 }
 
@@ -346,7 +368,7 @@ mod tests {
     #[test]
     fn every_combination_of_the_end_decision() {
         use Found::*;
-        let all_found = [Ready, Nothing, TimedOut, Signalled, NotAsked];
+        let all_found = [Ready, Nothing, TimedOut, Signalled, Unsettled, NotAsked];
         for found in all_found {
             for on_timeout in [OnTimeout::Fail, OnTimeout::Start] {
                 for keep in [Keep::Never, Keep::OnFailure, Keep::Always] {
@@ -354,9 +376,9 @@ mod tests {
                         let kept = keep == Keep::Always || (keep == Keep::OnFailure && code != 0);
                         let expected = if kept {
                             Quit::Keep {
-                                say: found != Nothing,
+                                say: found != Nothing && found != Unsettled,
                             }
-                        } else if found == Nothing {
+                        } else if found == Nothing || found == Unsettled {
                             Quit::IfOneCame
                         } else if found == TimedOut && on_timeout == OnTimeout::Start {
                             Quit::Now

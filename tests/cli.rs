@@ -58,7 +58,45 @@ fn bad_input_exits_64_with_one_line_naming_it() {
         (
             &["--rewrite-signal", "KILL:TERM", "true"],
             &[],
-            &["--rewrite-signal", "'KILL:TERM'", "QUIT:TERM"],
+            &[
+                "--rewrite-signal",
+                "'KILL:TERM'",
+                "QUIT:TERM",
+                "never KILL, STOP",
+            ],
+        ),
+        (
+            &["--rewrite-signal", "STOP:TERM", "true"],
+            &[],
+            &["'STOP:TERM'", "never KILL, STOP, TTIN or TTOU"],
+        ),
+        // Ignored so that a terminal handed to the task cannot stop meshinit: never received.
+        (
+            &["--rewrite-signal", "TTIN:TERM", "true"],
+            &[],
+            &["'TTIN:TERM'", "TTIN or TTOU"],
+        ),
+        (
+            &["--rewrite-signal", "sigttou:0", "true"],
+            &[],
+            &["'sigttou:0'", "TTIN or TTOU"],
+        ),
+        // Two rewrites of one signal: which should win is not for meshinit to guess.
+        (
+            &["--rewrite-signal", "TERM:INT,15:QUIT", "true"],
+            &[],
+            &["'TERM:INT,15:QUIT'", "each FROM once"],
+        ),
+        (
+            &[
+                "--rewrite-signal",
+                "TERM:INT",
+                "--rewrite-signal",
+                "TERM:QUIT",
+                "true",
+            ],
+            &[],
+            &["--rewrite-signal", "'TERM:QUIT'", "each FROM once"],
         ),
         (
             &["true"],
@@ -68,7 +106,7 @@ fn bad_input_exits_64_with_one_line_naming_it() {
         (
             &["--also-quit", "https://127.0.0.1:9091/quitquitquit", "true"],
             &[],
-            &["--also-quit", "http://"],
+            &["--also-quit", "such as http://127.0.0.1:15020/quitquitquit"],
         ),
         (
             &["--mesh", "cilium", "true"],
@@ -393,4 +431,55 @@ fn a_huge_value_makes_a_short_error() {
     let out = run_plain(&["--mesh", &huge, "--", "true"]);
     assert_eq!(out.code, Some(64));
     assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
+}
+
+/// A duration larger than a deadline can hold once crashed meshinit (SIGILL, 132) before
+/// the task and without telling the sidecar. Above Go's largest it is a usage error naming
+/// the option and the largest accepted; the largest itself runs.
+#[test]
+fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
+    let port = free_port();
+    let mut endpoint = fault(port, "status:200", Place::Host);
+    let quit = url(port, "/quitquitquit");
+    for (name, huge) in [
+        ("--timeout", "2600000000000000h"),
+        ("--quit-budget", "2562047h47m16.854775808s"),
+        ("--quit-window", "99999999999h"),
+        ("--grace", "2600000000000000h"),
+    ] {
+        let out = run_plain(&["--quit-url", &quit, name, huge, "--", "true"]);
+        assert_eq!(out.code, Some(64), "{name} {huge}: {}", out.stderr);
+        out.log_position(&format!(
+            "{name}: invalid value '{huge}': expected a duration"
+        ));
+        out.log_position("at most 2562047h47m16.854775807s");
+        assert_eq!(requests(&mut endpoint), 1, "{name}: {}", out.stderr);
+    }
+    let mut cmd = meshinit_bare(Mode::Plain, &["--quit-url", &quit, "--", "true"]);
+    cmd.env("MESHINIT_QUIT_WAIT", "2600000000000000h");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    out.log_position("MESHINIT_QUIT_WAIT: invalid value");
+    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
+    let largest = "2562047h47m16.854775807s";
+    let out = run_plain(&[
+        "--quit-url",
+        &quit,
+        "--timeout",
+        largest,
+        "--quit-budget",
+        largest,
+        "--quit-window",
+        largest,
+        "--quit-wait",
+        largest,
+        "--grace",
+        largest,
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
 }

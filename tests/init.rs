@@ -508,6 +508,45 @@ fn ttin_and_ttou_are_ignored_and_real_time_signals_forwarded() {
     );
 }
 
+/// 32, 33 and 34 too (musl's sigfillset leaves them out): blocked and forwarded like the
+/// rest, so that `kill -34` neither ends a meshinit that is not PID 1 (orphaning the task,
+/// the sidecar never told) nor is dropped by one that is; and a rewrite of one fires.
+#[test]
+fn signals_32_to_34_are_forwarded_and_can_be_rewritten() {
+    // glibc (the catcher's) keeps 32 and 33 for itself: 34 is caught, 33 arrives as the
+    // rewritten TERM, and 32 kills the task with its default action.
+    let catcher = "import os, signal, time\n\
+                   h = lambda n, f: os.write(1, b'got %d\\n' % n)\n\
+                   for s in (15, 34): signal.signal(s, h)\n\
+                   print('ready', flush=True)\n\
+                   end = time.monotonic() + 10\n\
+                   while time.monotonic() < end: time.sleep(0.01)\n";
+    both(
+        "signals_32_to_34_are_forwarded_and_can_be_rewritten",
+        |mode| {
+            let args = [
+                "--rewrite-signal",
+                "33:TERM",
+                "--",
+                "python3",
+                "-c",
+                catcher,
+            ];
+            let mut running = start(meshinit(mode, &args), mode);
+            running.expect_line(|l| l == "ready", LIMIT);
+            running.signal(34);
+            running.expect_line(|l| l == "got 34", Duration::from_secs(5));
+            running.signal(33);
+            running.expect_line(|l| l == "got 15", Duration::from_secs(5));
+            assert!(running.alive(), "{mode:?}: meshinit ended");
+            running.signal(32);
+            let out = running.finish(LIMIT);
+            assert_eq!(out.code, Some(128 + 32), "{mode:?}: {}", out.stderr);
+            out.log_position("task killed by SIG32");
+        },
+    );
+}
+
 /// The task runs in a process group of its own, with meshinit's working directory,
 /// environment and standard input.
 #[test]

@@ -1346,30 +1346,41 @@ fn no_configuration_in_a_pod_without_a_sidecar_runs_the_task_within_seconds() {
     out.log_position("no sidecar answered within 1000ms: running without one");
 }
 
-/// A TERM during the search ends the run before it settled whether there is a sidecar:
-/// one that comes afterwards (its container started after the task's) is still quit, within
-/// the quit window, and the code is 128+15.
+/// A TERM during the search ends the run before it settled whether there is a sidecar: as
+/// after a search that found none, each mesh's quit endpoint is asked once, so that one
+/// still starting (it accepts connections and does not answer yet) is told, and a pod
+/// without a sidecar is not kept for the quit window. The code is 128+15.
 #[test]
-fn a_term_during_the_search_still_quits_a_sidecar_that_comes_after() {
-    let test = "a_term_during_the_search_still_quits_a_sidecar_that_comes_after";
-    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+fn a_term_during_the_search_asks_each_mesh_once_and_ends() {
+    let test = "a_term_during_the_search_asks_each_mesh_once_and_ends";
+    let ns = or_skip!(root_netns(test));
     let place = Place::In(&ns);
-    let mut cmd = place.meshinit(&["--", "sh", "-c", "echo ran"]);
-    cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
-    let mut running = start(cmd, Mode::Plain);
-    running.expect_log(|l| l.contains("looking for a sidecar"), LIMIT);
-    running.signal(libc::SIGTERM);
-    running.expect_log(|l| l.contains("(--quit-window)"), LIMIT);
-    let mut sidecar = envoy(&envoy_path, 15000, place);
-    let out = running.finish(LIMIT);
-    assert_eq!(out.code, Some(143), "{}", out.stderr);
-    assert_eq!(out.stdout, "", "the task must not run");
-    out.log_position("sidecar quit via http://localhost:15000/quitquitquit");
-    assert!(
-        sidecar.exits_within(Duration::from_secs(10)),
-        "{}",
-        out.stderr
-    );
+    for starting in [false, true] {
+        // Envoy's admin port, taken by something that is not answering yet.
+        let mut sidecar = starting.then(|| fault(15000, "close", place));
+        let mut cmd = place.meshinit(&["--", "sh", "-c", "echo ran"]);
+        cmd.env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+        let mut running = start(cmd, Mode::Plain);
+        running.expect_log(|l| l.contains("looking for a sidecar"), LIMIT);
+        let signalled = Instant::now();
+        running.signal(libc::SIGTERM);
+        let out = running.finish(LIMIT);
+        let took = signalled.elapsed();
+        assert_eq!(out.code, Some(143), "{}", out.stderr);
+        assert_eq!(out.stdout, "", "the task must not run");
+        assert!(!out.stderr.contains("--quit-window"), "{}", out.stderr);
+        assert!(
+            took < Duration::from_millis(1_500),
+            "{took:?}: {}",
+            out.stderr
+        );
+        if let Some(sidecar) = sidecar.as_mut() {
+            let calls = sidecar.lines_so_far(Duration::from_millis(200));
+            let quits = calls.iter().filter(|l| *l == "POST /quitquitquit").count();
+            // Asked, in at most the quit's three rounds; never through a window.
+            assert!((1..=3).contains(&quits), "{calls:?}\n{}", out.stderr);
+        }
+    }
 }
 
 #[test]
@@ -1611,6 +1622,125 @@ fn a_hanging_resolver_does_not_stretch_the_time_limit() {
     assert!(
         !queries.is_empty(),
         "the resolver was never asked: {}",
+        out.stderr
+    );
+}
+
+/// The fork's QUIT_REQUEST_TIMEOUT with a pilot-agent quit URL that never answers: the
+/// agent's request gets its share of the budget, not all of it, and Envoy's quit (next in
+/// the list) is still sent: the real Envoy exits, and the quit stays within the budget.
+#[test]
+fn a_hanging_agent_quit_url_leaves_envoy_its_share_of_the_budget() {
+    let test = "a_hanging_agent_quit_url_leaves_envoy_its_share_of_the_budget";
+    let envoy_path = or_skip!(envoy_bin(test));
+    let admin = free_port();
+    let mut sidecar = envoy(&envoy_path, admin, Place::Host);
+    wait_ready(admin, "/ready", Duration::from_secs(20));
+    let hang = free_port();
+    let mut hanging = fault(hang, "hang", Place::Host);
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "sh", "-c", "exit 6"]);
+    cmd.env("ENVOY_ADMIN_API", url(admin, ""))
+        .env("ISTIO_QUIT_API", url(hang, ""))
+        .env("ISTIO_FALLBACK_PKILL", "false")
+        .env("QUIT_REQUEST_TIMEOUT", "1s");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(6), "{}", out.stderr);
+    assert!(requests(&mut hanging) >= 1, "never asked: {}", out.stderr);
+    out.log_position(&format!("sidecar quit via {}", url(admin, "/quitquitquit")));
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "Envoy still runs: {}",
+        out.stderr
+    );
+    let quit = quit_took(&out.stderr);
+    assert!(quit <= 1_100, "the quit took {quit}ms: {}", out.stderr);
+}
+
+/// What the summary says the quit took, in milliseconds.
+fn quit_took(stderr: &str) -> u64 {
+    let last = stderr.lines().last().unwrap_or_default();
+    last.split_once("quit took ")
+        .and_then(|(_, rest)| rest.split_once("ms"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no quit time in {last:?}"))
+}
+
+/// When meshinit's log line with `text` was written, in its own milliseconds.
+fn logged_at(out: &Output, text: &str) -> u64 {
+    let line = out.stderr.lines().collect::<Vec<_>>()[out.log_position(text)];
+    line.split_once('+')
+        .and_then(|(_, rest)| rest.split_once("ms"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {line:?}"))
+}
+
+/// Two notified endpoints (--also-quit) with host names that a slow resolver answers after
+/// 900 ms, on a server that never answers: each request's deadline covers its lookup too,
+/// so together they take at most half of the 4 s budget, and the mesh's own quit is sent
+/// after them (a lookup and an answer each capped apart took 1.9 s each, 3.8 s in all).
+#[test]
+fn slow_lookups_of_notified_endpoints_leave_the_mesh_its_quit() {
+    let test = "slow_lookups_of_notified_endpoints_leave_the_mesh_its_quit";
+    let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
+    let place = Place::In(&ns);
+    let mut dns = place.command("python3");
+    dns.args([
+        fixture("silent_dns.py").to_str().unwrap(),
+        "--answer-after",
+        "0.9",
+    ]);
+    let mut dns = start(dns, Mode::Plain);
+    dns.expect_line(|l| l == "listening", Duration::from_secs(20));
+    let _hanging = fault(9000, "hang", place);
+    let mut sidecar = envoy(&envoy_path, 15000, place);
+    let dir = tempdir("slowresolver");
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:1\n",
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
+        resolv.display()
+    );
+    let cmd = common::meshinit_via(
+        &[
+            "ip", "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
+        ],
+        &[
+            "--mesh",
+            "envoy",
+            "--also-quit",
+            "http://first.example:9000/quit",
+            "--also-quit",
+            "http://second.example:9000/quit",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let ended = logged_at(&out, "task exited with code 3");
+    let quit = logged_at(&out, "sidecar quit via http://localhost:15000/quitquitquit");
+    assert!(
+        quit - ended <= 2_300,
+        "the mesh's quit came {}ms after the task: {}",
+        quit - ended,
+        out.stderr
+    );
+    assert!(quit_took(&out.stderr) <= 4_300, "{}", out.stderr);
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "Envoy still runs: {}",
+        out.stderr
+    );
+    let queries = dns.lines_so_far(Duration::from_millis(100));
+    assert!(
+        queries.len() >= 2,
+        "the resolver was not asked: {}",
         out.stderr
     );
 }
@@ -2193,7 +2323,8 @@ fn linkerd_await_disabled_skips_the_wait_and_still_quits() {
 }
 
 /// scuttle's README shows an https:// endpoint in GENERIC_QUIT_ENDPOINTS: meshinit has no
-/// TLS, so it is named in a warning and in the summary, and the rest of the run goes on.
+/// TLS, so it is named (masked: no credentials, no query) in a warning and in the summary,
+/// and the rest of the run goes on.
 #[test]
 fn an_https_generic_endpoint_is_left_out_and_said() {
     let other = free_port();
@@ -2205,19 +2336,22 @@ fn an_https_generic_endpoint_is_left_out_and_said() {
         .env(
             "GENERIC_QUIT_ENDPOINTS",
             format!(
-                "https://vault.example:8200/agent/v1/quit,{}",
+                "https://agent:s3cret@vault.example:8200/agent/v1/quit?token=t0ken,{}",
                 url(other, "/done")
             ),
         );
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     assert_eq!(out.code, Some(4), "{}", out.stderr);
-    out.log_position("GENERIC_QUIT_ENDPOINTS: 1 https:// endpoint(s) left out");
+    let shown = "https://***@vault.example:8200/agent/v1/quit?...";
+    out.log_position(&format!("GENERIC_QUIT_ENDPOINTS: {shown} left out"));
     let last = out.stderr.lines().last().unwrap_or_default();
     assert!(
-        last.contains("left out: 1 https:// GENERIC_QUIT_ENDPOINTS"),
+        last.contains(&format!("left out: GENERIC_QUIT_ENDPOINTS {shown}")),
         "{last}"
     );
-    assert!(!out.stderr.contains("vault.example"), "{}", out.stderr);
+    for secret in ["s3cret", "t0ken"] {
+        assert!(!out.stderr.contains(secret), "{}", out.stderr);
+    }
     assert_eq!(common::posts(&mut told), 1, "{}", out.stderr);
 }
 
@@ -2275,4 +2409,101 @@ fn rewritten_signals_reach_the_task_as_told() {
     running.expect_log(|l| l.contains("waiting for the sidecar"), LIMIT);
     running.signal(libc::SIGTERM);
     assert_eq!(running.finish(LIMIT).code, Some(143));
+    // KILL cannot be caught, but it can be what a caught signal becomes.
+    let mut running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--mesh",
+                "none",
+                "--rewrite-signal",
+                "TERM:KILL",
+                "--",
+                "sh",
+                "-c",
+                "trap '' TERM; echo up; sleep 30",
+            ],
+        ),
+        Mode::Plain,
+    );
+    running.expect_line(|l| l == "up", LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(137), "{}", out.stderr);
+}
+
+/// With nothing to tell but the endpoints that are only notified (`--mesh none
+/// --also-quit`, the fork's GENERIC_QUIT_ONLY), their taking it is the quit: 0 when every
+/// one answered 2xx, 69 with a line saying so when one did not; the summary says the same.
+#[test]
+fn quit_with_only_notified_endpoints_succeeds_when_they_take_it() {
+    let port = free_port();
+    let mut told = fault(port, "status:200", Place::Host);
+    let nobody = url(free_port(), "/quit");
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, String)], i32);
+    let cases: [Case; 3] = [
+        (&["--mesh", "none", "--also-quit", &url(port, "/q")], &[], 0),
+        (
+            &[],
+            &[
+                ("ENVOY_ADMIN_API", url(free_port(), "")),
+                ("GENERIC_QUIT_ONLY", "true".to_owned()),
+                ("GENERIC_QUIT_ENDPOINTS", url(port, "/g")),
+            ],
+            0,
+        ),
+        (&["--mesh", "none", "--also-quit", &nobody], &[], 69),
+    ];
+    for (args, vars, code) in cases {
+        let mut cmd = meshinit_at(Place::Host, &[&["quit"][..], args].concat());
+        for (name, value) in vars {
+            cmd.env(name, value);
+        }
+        let out = run_meshinit(cmd);
+        assert_eq!(out.code, Some(code), "{args:?} {vars:?}: {}", out.stderr);
+        let last = out.stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(&format!("exit {code} (quit)")),
+            "{args:?}: {last}"
+        );
+        if code != 0 {
+            out.log_position("not every endpoint took the quit request");
+        }
+    }
+    assert_eq!(posts(&mut told), 2);
+}
+
+/// A TERM that comes while the last readiness request is out (it does not watch for
+/// signals) still ends the run before the task starts, as one during the wait does: 143,
+/// the task never run, the sidecar told.
+#[test]
+fn a_term_during_the_last_readiness_request_ends_the_run_before_the_task() {
+    let port = free_port();
+    let mut sidecar = fault(port, "slow:0.8", Place::Host);
+    let running = start(
+        meshinit_at(
+            Place::Host,
+            &[
+                "--ready-url",
+                &url(port, "/ready"),
+                "--quit-url",
+                &url(port, "/quitquitquit"),
+                "--kill-fallback=false",
+                "--",
+                "sh",
+                "-c",
+                "echo the task ran",
+            ],
+        ),
+        Mode::Plain,
+    );
+    sidecar.expect_line(|l| l == "GET /ready", LIMIT);
+    running.signal(libc::SIGTERM);
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    assert!(!out.stdout.contains("the task ran"), "{}", out.stdout);
+    assert!(!out.stderr.contains("task started"), "{}", out.stderr);
+    out.log_position("SIGTERM arrived during the last readiness request");
+    let calls = sidecar.lines_so_far(Duration::from_millis(1_000));
+    assert!(calls.iter().any(|l| l == "POST /quitquitquit"), "{calls:?}");
 }

@@ -29,9 +29,9 @@ pub struct Legacy {
     pub envoy_kill: Option<String>,
     /// GENERIC_QUIT_ENDPOINTS: each POSTed, status ignored.
     pub notify: Vec<String>,
-    /// How many of GENERIC_QUIT_ENDPOINTS are https:// (scuttle's README shows one):
-    /// meshinit has no TLS, so they are left out, said, and the run goes on.
-    pub tls_left_out: usize,
+    /// GENERIC_QUIT_ENDPOINTS' https:// entries (scuttle's README shows one), as a log line
+    /// shows them: meshinit has no TLS, so they are left out, named, and the run goes on.
+    pub tls_left_out: Vec<String>,
     /// ISTIO_FALLBACK_PKILL.
     pub fallback_pkill: Option<bool>,
     /// NEVER_KILL_ISTIO or NEVER_KILL_ENVOY.
@@ -100,10 +100,10 @@ pub const VARIABLES: [Variable; 15] = [
                         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
                 });
             if plain.iter().any(|u| !url::valid(u)) || plain.len() + tls.len() == 0 {
-                return Err(url::FORM);
+                return Err(url::QUIT_FORM);
             }
             l.notify = plain;
-            l.tls_left_out = tls.len();
+            l.tls_left_out = tls.iter().map(|u| url::shown_without_query(u)).collect();
             Ok(())
         },
     ),

@@ -4,7 +4,13 @@
 use std::time::Duration;
 
 /// What a duration may look like, for error messages.
-pub const FORM: &str = "a duration such as 500ms, 2s or 1m30s (units ns, us, ms, s, m, h)";
+pub const FORM: &str = "a duration such as 500ms, 2s or 1m30s (units ns, us, ms, s, m, h), \
+                        at most 2562047h47m16.854775807s";
+
+/// The largest duration accepted, in nanoseconds: Go's (an int64 of them), so that every
+/// value scuttle accepted is still accepted, and far below what a deadline on the monotonic
+/// clock can hold (larger ones made `Instant + Duration` overflow, a panic in PID 1).
+const LARGEST: u128 = i64::MAX as u128;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
@@ -34,6 +40,9 @@ pub fn parse(text: &str) -> Option<Duration> {
         let scale = unit_nanos(unit)?;
         total = total.checked_add(scaled(whole, fraction, scale)?)?;
         rest = next;
+    }
+    if total > LARGEST {
+        return None;
     }
     let secs = u64::try_from(total / NANOS_PER_SEC).ok()?;
     // The remainder is below 10^9, so it fits.
@@ -106,6 +115,10 @@ mod tests {
         assert_eq!(parse("7ns"), Some(Duration::from_nanos(7)));
         assert_eq!(parse("1.0000000009s"), Some(Duration::from_secs(1)));
         assert_eq!(parse("2s2s"), ms(4_000));
+        assert_eq!(
+            parse("2562047h47m16.854775807s"),
+            Some(Duration::new(9_223_372_036, 854_775_807))
+        );
     }
 
     #[test]
@@ -126,6 +139,8 @@ mod tests {
             "ms5",
             "1.2.3s",
             "99999999999999999999999h",
+            "2562047h47m16.854775808s",
+            "2600000000000000h",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

@@ -148,6 +148,10 @@ fn values() -> Vec<String> {
             "2s",
             "1m30s",
             "0s",
+            // The largest duration accepted, and ones beyond what a deadline can hold.
+            "2562047h47m16.854775807s",
+            "2562047h47m16.854775808s",
+            "2600000000000000h",
             "DEBUG",
             "http://127.0.0.1:15000/ready",
             "http://localhost:4191",
@@ -214,6 +218,9 @@ fn configuration_sources() {
             began.elapsed() < Duration::from_secs(1),
             "slow parse: {args:?} {env:?}"
         );
+        if let Ok(super::Invocation::Run(settings)) = &result {
+            deadlines_hold(&resolve(settings));
+        }
         if let Err(failure) = result {
             let message = failure.error.0;
             let args: Vec<String> = args.iter().map(|a| values::escape_controls(a)).collect();
@@ -245,6 +252,29 @@ fn configuration_sources() {
     });
 }
 
+/// Every duration of a resolved plan through the deadline arithmetic a run does with it
+/// (`Instant + Duration` panics on overflow, and a panic in PID 1 is a crash before the
+/// sidecar is told): the wait's and the search's deadlines, the quit's budget and its
+/// half for the notified endpoints, the window, the confirmation, the grace.
+fn deadlines_hold(plan: &Plan) {
+    let now = Instant::now();
+    let mut all: Vec<Duration> = DURATION_FIELDS
+        .iter()
+        .map(|(_, field)| field(plan))
+        .collect();
+    if let Sidecar::Search { look_for, .. } = &plan.sidecar {
+        all.push(*look_for);
+        all.push((*look_for).min(plan.timeout));
+    }
+    for duration in all {
+        assert!(
+            now.checked_add(duration).is_some(),
+            "{duration:?}: {plan:?}"
+        );
+        assert!(now.checked_add(duration / 2).is_some());
+    }
+}
+
 /// Reads one duration of the plan.
 type Field = fn(&Plan) -> Duration;
 
@@ -273,11 +303,15 @@ fn a_valid_configuration_gives_its_plan(rng: &mut Rng) {
         let (long, _) = fields.remove(rng.below(fields.len()));
         let option = OPTIONS.iter().find(|o| o.long == long).expect(long);
         let millis = 1 + rng.next() % 100_000;
-        let value = Duration::from_millis(millis);
-        let text = if millis % 1000 == 0 {
-            format!("{}s", millis / 1000)
+        let (value, text) = if rng.below(20) == 0 {
+            (
+                Duration::new(9_223_372_036, 854_775_807),
+                "2562047h47m16.854775807s".to_owned(),
+            )
+        } else if millis % 1000 == 0 {
+            (Duration::from_millis(millis), format!("{}s", millis / 1000))
         } else {
-            format!("{millis}ms")
+            (Duration::from_millis(millis), format!("{millis}ms"))
         };
         match rng.below(4) {
             0 => args.push(format!("--{long}={text}")),
@@ -304,6 +338,7 @@ fn a_valid_configuration_gives_its_plan(rng: &mut Rng) {
         other => panic!("a valid configuration refused: {args:?} {env:?}: {other:?}"),
     };
     let plan = resolve(&settings);
+    deadlines_hold(&plan);
     for (long, field) in DURATION_FIELDS {
         let want = expected
             .iter()

@@ -71,6 +71,7 @@ const BOOL: Form = Form::Text(values::BOOL_FORM);
 const DURATION: Form = Form::Text(duration::FORM);
 const POSITIVE: Form = Form::Text(values::POSITIVE_FORM);
 const URLS: Form = Form::Text(url::FORM);
+const QUIT_URLS: Form = Form::Text(url::QUIT_FORM);
 
 fn word<T>(parsed: Option<T>) -> Result<T, Option<String>> {
     parsed.ok_or(None)
@@ -118,7 +119,7 @@ pub const OPTIONS: &[Opt] = &[
         long: "quit-url",
         env: "MESHINIT_QUIT_URL",
         value: Some("URL"),
-        form: URLS,
+        form: QUIT_URLS,
         help: "quit endpoint replacing the mesh's, POSTed in order; repeatable",
         apply: |s, v| add_urls(&mut s.quit_urls, v),
         clear: Some(|s| s.quit_urls = None),
@@ -256,7 +257,7 @@ pub const OPTIONS: &[Opt] = &[
         long: "also-quit",
         env: "MESHINIT_ALSO_QUIT",
         value: Some("URL"),
-        form: URLS,
+        form: QUIT_URLS,
         help: "another sidecar's quit endpoint, POSTed once besides the mesh's quit; repeatable",
         apply: |s, v| add_urls(&mut s.also_quit, v),
         clear: Some(|s| s.also_quit = None),
@@ -308,7 +309,11 @@ pub const OPTIONS: &[Opt] = &[
         form: Form::Text(values::REWRITE_FORM),
         help: "once the task runs, forward FROM as TO (0: not at all); repeatable",
         apply: |s, v| {
-            extend(&mut s.rewrites, word(values::signal_rewrites(v))?);
+            let rewrites = s.rewrites.get_or_insert_with(Vec::new);
+            rewrites.extend(word(values::signal_rewrites(v))?);
+            if values::rewrites_one_twice(rewrites) {
+                return Err(None);
+            }
             Ok(())
         },
         clear: Some(|s| s.rewrites = None),

@@ -109,8 +109,8 @@ pub fn resolve(settings: &Settings) -> Plan {
                 format!("{name} is set: no wait for Linkerd (it is still told to quit)")
             }))
             .collect(),
-        left_out: (legacy.tls_left_out > 0)
-            .then(|| format!("{} https:// GENERIC_QUIT_ENDPOINTS", legacy.tls_left_out))
+        left_out: (!legacy.tls_left_out.is_empty())
+            .then(|| format!("GENERIC_QUIT_ENDPOINTS {}", legacy.tls_left_out.join(" ")))
             .into_iter()
             .collect(),
     }
@@ -118,10 +118,9 @@ pub fn resolve(settings: &Settings) -> Plan {
 
 fn warnings(settings: &Settings) -> Vec<String> {
     let mut warnings = settings.warnings.clone();
-    let tls = settings.legacy.tls_left_out;
-    if tls > 0 {
+    for tls in &settings.legacy.tls_left_out {
         warnings.push(format!(
-            "GENERIC_QUIT_ENDPOINTS: {tls} https:// endpoint(s) left out (meshinit has no TLS)"
+            "GENERIC_QUIT_ENDPOINTS: {tls} left out (meshinit has no TLS: it will not be told)"
         ));
     }
     warnings

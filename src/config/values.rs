@@ -47,9 +47,11 @@ impl fmt::Display for UsageError {
 pub const BOOL_FORM: &str = "true, false, 1, 0, yes or no";
 pub const TERMINATION_LOG_FORM: &str = "an absolute path, or nothing to turn it off";
 pub const CODES_FORM: &str = "exit codes 0 to 255, comma-separated in the variable";
-pub const POSITIVE_FORM: &str = "a duration above 0 such as 500ms, 2s or 1m30s";
+pub const POSITIVE_FORM: &str =
+    "a duration above 0 such as 500ms, 2s or 1m30s, at most 2562047h47m16.854775807s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
-pub const REWRITE_FORM: &str = "FROM:TO, signal names or numbers: QUIT:TERM, 15:0";
+pub const REWRITE_FORM: &str = "FROM:TO, signal names or numbers: QUIT:TERM, 15:0; each FROM \
+     once, and never KILL, STOP, TTIN or TTOU (meshinit cannot receive them)";
 
 /// How much of a value a message repeats: enough to recognise it, never a whole file
 /// pasted into a variable.
@@ -157,19 +159,33 @@ pub fn exit_codes(value: &str) -> Option<Vec<u8>> {
 }
 
 /// `FROM:TO,...`: FROM a signal (a name, with or without SIG, or 1 to 64), TO one too or
-/// 0. KILL and STOP cannot be caught, so they are neither.
+/// 0. FROM is one that meshinit receives: KILL and STOP cannot be caught, TTIN and TTOU
+/// are ignored (a terminal handed to the task must not stop meshinit).
 pub fn signal_rewrites(value: &str) -> Option<Vec<(libc::c_int, libc::c_int)>> {
-    let catchable = |sig| sig != libc::SIGKILL && sig != libc::SIGSTOP;
+    let received = |sig| {
+        !matches!(
+            sig,
+            libc::SIGKILL | libc::SIGSTOP | libc::SIGTTIN | libc::SIGTTOU
+        )
+    };
     let pairs: Option<Vec<_>> = split_list(value)
         .iter()
         .map(|pair| {
             let (from, to) = pair.split_once(':')?;
-            let from = signals::number(from).filter(|&s| s > 0 && catchable(s))?;
-            let to = signals::number(to).filter(|&s| catchable(s))?;
-            Some((from, to))
+            let from = signals::number(from).filter(|&s| s > 0 && received(s))?;
+            Some((from, signals::number(to)?))
         })
         .collect();
-    pairs.filter(|p| !p.is_empty())
+    pairs.filter(|p| !p.is_empty() && !rewrites_one_twice(p))
+}
+
+/// Whether two rewrites name the same FROM (which one would win is not for meshinit to
+/// guess).
+pub fn rewrites_one_twice(pairs: &[(libc::c_int, libc::c_int)]) -> bool {
+    pairs
+        .iter()
+        .enumerate()
+        .any(|(i, (from, _))| pairs[..i].iter().any(|(f, _)| f == from))
 }
 
 pub fn positive_duration(value: &str) -> Option<Duration> {

@@ -18,8 +18,17 @@ impl Signals {
     /// handing the terminal to the task cannot stop meshinit (as tini does).
     pub fn take_over() -> io::Result<Signals> {
         let mut collected = empty_set();
-        // SAFETY: `collected` is a valid, initialised sigset_t owned by this frame.
-        check(unsafe { libc::sigfillset(&mut collected) })?;
+        // Every bit set, not sigfillset: musl's leaves out 32-34 (its own), and a signal
+        // that meshinit does not block ends it by the default action, orphaning the task.
+        // SAFETY: `collected` is a valid sigset_t owned by this frame; any bit pattern is a
+        // valid set, and the kernel ignores KILL and STOP in a mask.
+        unsafe {
+            std::ptr::write_bytes(
+                (&mut collected as *mut libc::sigset_t).cast::<u8>(),
+                0xff,
+                std::mem::size_of::<libc::sigset_t>(),
+            )
+        };
         for sig in [libc::SIGTTIN, libc::SIGTTOU] {
             // SAFETY: as above; `sig` is a valid signal number.
             check(unsafe { libc::sigdelset(&mut collected, sig) })?;
@@ -67,6 +76,36 @@ impl Signals {
                 _ => return Err(err),
             }
         }
+    }
+}
+
+impl Signals {
+    /// Takes a termination signal that is already pending, if one is: one that arrived
+    /// during the last readiness request, which does not watch for signals, must still end
+    /// the run before the task starts. Other pending signals stay for the task.
+    pub fn pending_termination(&self) -> io::Result<Option<libc::c_int>> {
+        let mut pending = empty_set();
+        // SAFETY: `pending` is a valid sigset_t owned by this frame.
+        check(unsafe { libc::sigpending(&mut pending) })?;
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+            // SAFETY: `pending` is initialised; `sig` is a valid signal number.
+            if unsafe { libc::sigismember(&pending, sig) } != 1 {
+                continue;
+            }
+            let mut only = empty_set();
+            // SAFETY: as above.
+            check(unsafe { libc::sigaddset(&mut only, sig) })?;
+            let now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `only` and `now` are initialised and outlive the call; a null info
+            // pointer is allowed.
+            if unsafe { libc::sigtimedwait(&only, std::ptr::null_mut(), &now) } == sig {
+                return Ok(Some(sig));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -1,6 +1,7 @@
-//! The sidecar client: one GET or POST with short per-phase timeouts. No global timeout
-//! (ureq would start a resolver thread for it), no proxy from the environment (a pod's
-//! HTTP_PROXY must not capture loopback admin calls), no redirects, no connection pool.
+//! The sidecar client: one GET or POST within one deadline that covers the whole request,
+//! each phase also capped (ureq's default resolver would start a thread for a global
+//! timeout; ours does not). No proxy from the environment (a pod's HTTP_PROXY must not
+//! capture loopback admin calls), no redirects, no connection pool.
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -95,18 +96,19 @@ impl Client {
         }
     }
 
-    /// GET `url`, taking at most about `budget`.
+    /// GET `url`, taking at most `budget`.
     pub fn get(&self, url: &str, budget: Duration) -> Reply {
         self.call(ureq::http::Method::GET, url, budget)
     }
 
-    /// POST an empty body to `url`, taking at most about `budget`.
+    /// POST an empty body to `url`, taking at most `budget`.
     pub fn post(&self, url: &str, budget: Duration) -> Reply {
         self.call(ureq::http::Method::POST, url, budget)
     }
 
-    /// One request, each phase's timeout cut to `budget`: through the http crate's request,
-    /// so that GET and POST share one code path (ureq's own builders are two types).
+    /// One request within `budget` from start to end: the phases' caps alone would add up
+    /// to 2.75 times it. Through the http crate's request, so that GET and POST share one
+    /// code path (ureq's own builders are two types).
     fn call(&self, method: ureq::http::Method, url: &str, budget: Duration) -> Reply {
         let post = method == ureq::http::Method::POST;
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
@@ -118,10 +120,12 @@ impl Client {
             Ok(request) => request,
             Err(err) => return Reply::Failed(err.to_string()),
         };
-        let cap = |phase: Duration| Some(phase.min(budget).max(Duration::from_millis(1)));
+        let budget = budget.max(Duration::from_millis(1));
+        let cap = |phase: Duration| Some(phase.min(budget));
         let request = self
             .agent
             .configure_request(request)
+            .timeout_global(Some(budget))
             .timeout_resolve(cap(RECEIVE))
             .timeout_connect(cap(CONNECT))
             .timeout_send_request(cap(SEND))

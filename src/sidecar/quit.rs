@@ -19,6 +19,8 @@ const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
 const CONFIRM_POLL: Duration = Duration::from_millis(2);
 /// The pause between attempts while nothing listens, within the window.
 const WINDOW_PAUSE: Duration = Duration::from_millis(100);
+/// The least time one request is given while the budget lasts.
+const FLOOR: Duration = Duration::from_millis(100);
 
 /// How long quitting may take.
 #[derive(Clone, Copy, Debug)]
@@ -47,7 +49,17 @@ enum Attempt {
 pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> bool {
     let client = Client::new();
     let start = Instant::now();
-    let mut budget = notify(&client, &sidecar.notify, limits.budget);
+    let (mut budget, notified) = notify(&client, &sidecar.notify, limits.budget);
+    if sidecar.quit.is_empty() && sidecar.executables.is_empty() {
+        // Nothing else to tell (--mesh none with --also-quit, GENERIC_QUIT_ONLY): the
+        // endpoints taking the request is the quit.
+        if !notified {
+            warn!(
+                "not every endpoint took the quit request (see above); the sidecar may still run"
+            );
+        }
+        return notified;
+    }
     let window_end = start + limits.window;
     let mut hinted: Vec<&str> = Vec::new();
     let mut attempts = 0;
@@ -117,23 +129,31 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
 
 /// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, --also-quit;
 /// status ignored) once. One budget covers them and the quit that follows: they share at
-/// most half of it, so that the mesh's own quit always has the rest. Returns what is left.
-fn notify(client: &Client, urls: &[String], budget: Duration) -> Duration {
+/// most half of it, so that the mesh's own quit always has the rest. Returns what is left,
+/// and whether every one of them took the request (2xx).
+fn notify(client: &Client, urls: &[String], budget: Duration) -> (Duration, bool) {
     let start = Instant::now();
-    let count = u32::try_from(urls.len()).unwrap_or(u32::MAX);
-    if count == 0 {
-        return budget;
-    }
-    let each = (budget / 2 / count).min(Duration::from_secs(1));
-    for url in urls {
-        let reply = client.post(url, each);
+    let deadline = start + budget / 2;
+    let mut all_took = true;
+    for (i, url) in urls.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reply = client.post(url, share(left, urls.len() - i).min(Duration::from_secs(1)));
+        all_took &= reply.is_success();
         let shown = url::shown(url);
         info!(
             phase = "quit", url = shown.as_str(), status = reply.status();
             "notified {shown}: {reply}"
         );
     }
-    budget.saturating_sub(start.elapsed())
+    (budget.saturating_sub(start.elapsed()), all_took)
+}
+
+/// One request's part of `left` when `still_to_ask` requests share it: an equal part, so
+/// that one that hangs cannot take what the ones after it need, but never less than
+/// `FLOOR` (an answer from loopback takes a few milliseconds) nor more than `left`.
+fn share(left: Duration, still_to_ask: usize) -> Duration {
+    let parts = u32::try_from(still_to_ask.max(1)).unwrap_or(u32::MAX);
+    (left / parts).max(FLOOR).min(left)
 }
 
 /// Tells whichever sidecar answers to quit, when no search chose one (none was found before
@@ -143,7 +163,7 @@ fn notify(client: &Client, urls: &[String], budget: Duration) -> Duration {
 pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) -> bool {
     let client = Client::new();
     // The endpoints only told (GENERIC_QUIT_ENDPOINTS, --also-quit) are told all the same.
-    let budget = notify(&client, &candidates.notify, budget);
+    let (budget, _) = notify(&client, &candidates.notify, budget);
     let mut hinted = Vec::new();
     match attempt(
         &client,
@@ -203,7 +223,8 @@ fn attempt<'a>(
                 continue;
             }
             let shown = url::shown(&quit.url);
-            let reply = client.post(&quit.url, left());
+            let still_to_ask = settled[i..].iter().filter(|&&s| !s).count();
+            let reply = client.post(&quit.url, share(left(), still_to_ask));
             still_there[i] = reply != Reply::Refused;
             if reply.is_success() {
                 say_refused(&refused, Level::Debug);

@@ -2,6 +2,8 @@
 //! log line.
 
 pub const FORM: &str = "a plain http URL such as http://127.0.0.1:15000/ready";
+/// The same, for the URLs that are POSTed at the end.
+pub const QUIT_FORM: &str = "a plain http URL such as http://127.0.0.1:15020/quitquitquit";
 
 /// Checks that `url` is an absolute plain-http URL with a host.
 pub fn valid(url: &str) -> bool {
@@ -27,6 +29,16 @@ pub fn shown(url: &str) -> String {
     match rest[..authority_end].rfind('@') {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => url.to_owned(),
+    }
+}
+
+/// `url` as `shown`, without its query or fragment (which may carry a token): for a URL
+/// that is named but never asked.
+pub fn shown_without_query(url: &str) -> String {
+    let shown = shown(url);
+    match shown.find(['?', '#']) {
+        Some(at) => format!("{}?...", &shown[..at]),
+        None => shown,
     }
 }
 
