@@ -11,6 +11,9 @@ use std::path::Path;
 pub enum Outcome {
     /// SIGTERM went to these (pid, executable).
     Signalled(Vec<(i32, String)>),
+    /// /proc shows no process running the executables: the sidecar has exited, or runs
+    /// where meshinit cannot see it (no shared process namespace).
+    NoneVisible,
     /// Nothing could be signalled; each line says what was in the way.
     Failed(Vec<String>),
 }
@@ -23,6 +26,14 @@ pub struct Found {
 }
 
 pub fn find(executables: &[String]) -> Found {
+    // A pid read from a /proc of another PID namespace (`unshare --pid` without a /proc of
+    // its own) names some other process in meshinit's: never signal by it.
+    if let Some(problem) = not_our_proc() {
+        return Found {
+            processes: Vec::new(),
+            problems: vec![problem],
+        };
+    }
     let entries = match fs::read_dir("/proc") {
         Ok(entries) => entries,
         Err(err) => {
@@ -115,12 +126,26 @@ pub fn terminate(executables: &[String]) -> Outcome {
         return Outcome::Signalled(signalled);
     }
     if problems.is_empty() {
-        problems.push(format!(
-            "no process running {} is visible in /proc (does the pod set shareProcessNamespace: true?)",
-            executables.join(" or ")
-        ));
+        return Outcome::NoneVisible;
     }
     Outcome::Failed(problems)
+}
+
+/// Why /proc is not meshinit's PID namespace's, when it is not: what `/proc/self` names
+/// is not meshinit's pid.
+fn not_our_proc() -> Option<String> {
+    let me = std::process::id();
+    match fs::read_link("/proc/self") {
+        Ok(link) if link.to_str() == Some(me.to_string().as_str()) => None,
+        Ok(link) => Some(format!(
+            "/proc is another PID namespace's (/proc/self is {}, meshinit is pid {me}; a PID \
+             namespace without a /proc of its own?): no process is signalled by it",
+            link.display()
+        )),
+        Err(err) => Some(format!(
+            "/proc is not readable ({err} on /proc/self): no process is signalled by it"
+        )),
+    }
 }
 
 fn argv0(dir: &Path) -> Option<String> {

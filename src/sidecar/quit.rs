@@ -381,6 +381,17 @@ fn fall_back(sidecar: &Endpoints) -> bool {
             }
             true
         }
+        // After an endpoint closed without an answer the sidecar may well be gone: say
+        // only what is known.
+        procscan::Outcome::NoneVisible => {
+            warn!(
+                "no quit endpoint answered 2xx, and no process running {} is visible in \
+                 /proc: the sidecar may have exited or may still run (with \
+                 shareProcessNamespace: true meshinit can check, and signal it)",
+                sidecar.executables.join(" or ")
+            );
+            false
+        }
         procscan::Outcome::Failed(problems) => {
             warn!("sidecar not stopped: {}", problems.join("; "));
             false
