@@ -28,8 +28,9 @@ enum Found {
     TimedOut,
     /// A termination signal ended the wait for a known sidecar.
     Signalled,
-    /// A termination signal ended the search before it settled whether there is one: the
-    /// pod is stopping, and a sidecar that comes later is stopped with it.
+    /// No search chose a mesh, and the run ended before the task: a termination signal cut
+    /// the search short (the pod is stopping, and a sidecar that comes later is stopped
+    /// with it), or the time limit ran out on it or on the other sidecars (--also-ready).
     Unsettled,
     /// The run ended before the wait (a usage error, a command that cannot run).
     NotAsked,
@@ -218,14 +219,22 @@ fn run_task(plan: &Plan, command: &[OsString], signals: &Signals) -> Result<Outc
 /// found; `Err` when the run ends here.
 #[allow(clippy::result_large_err)]
 fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Outcome> {
+    // Without a mesh chosen by the search, nothing says that one will come: asked once.
+    let cut_short = |sidecar: &Endpoints, otherwise| {
+        if sidecar.mesh == ANY_MESH {
+            Found::Unsettled
+        } else {
+            otherwise
+        }
+    };
     match waited {
         Waited::Ready(sidecar) => Ok((sidecar, Found::Ready)),
         Waited::NoSidecar => Ok((plan.sidecar.to_quit(), Found::Nothing)),
         Waited::TimedOut(sidecar) => match plan.on_timeout {
             OnTimeout::Fail => Err(Outcome {
                 ending: timed_out(plan),
+                found: cut_short(&sidecar, Found::TimedOut),
                 sidecar,
-                found: Found::TimedOut,
             }),
             OnTimeout::Start => {
                 warn!("starting the task without a ready sidecar (--on-timeout start)");
@@ -233,11 +242,7 @@ fn ready_to_start(plan: &Plan, waited: Waited) -> Result<(Endpoints, Found), Out
             }
         },
         Waited::Signalled(sig, sidecar) => {
-            let found = if sidecar.mesh == ANY_MESH {
-                Found::Unsettled
-            } else {
-                Found::Signalled
-            };
+            let found = cut_short(&sidecar, Found::Signalled);
             Err(before_the_task(sig, sidecar, found))
         }
     }

@@ -100,6 +100,39 @@ fn json_lines_against_a_real_envoy_carry_their_fields() {
     assert!(sidecar.exits_within(Duration::from_secs(10)));
 }
 
+/// Every quit line has `status`, `null` when no status came (README's promise): the one for
+/// a quit refused at the connection, one failed by a garbage answer, a notified endpoint's.
+#[test]
+fn json_quit_lines_without_an_answer_have_a_null_status() {
+    let garbage = free_port();
+    let _garbage = fault(garbage, "garbage", Place::Host);
+    let refused = url(free_port(), "/quitquitquit");
+    let broken = url(garbage, "/quitquitquit");
+    let told = url(free_port(), "/told");
+    let out = run_plain(&[
+        "--log-format",
+        "json",
+        "quit",
+        "--mesh",
+        "none",
+        "--quit-url",
+        &refused,
+        "--quit-url",
+        &broken,
+        "--also-quit",
+        &told,
+        "--quit-budget",
+        "1s",
+    ]);
+    assert_eq!(out.code, Some(69), "{}", out.stderr);
+    let objects = parsed(&out.stderr);
+    for shown in [&refused, &broken, &told] {
+        let line = find(&objects, &[&format!("url=\"{shown}\"")]);
+        assert!(line.contains("status=null"), "{line}");
+        assert!(line.contains("phase=\"quit\""), "{line}");
+    }
+}
+
 #[test]
 fn json_format_holds_for_usage_errors_and_hostile_values() {
     // A value with control characters, quotes and invalid UTF-8 in an error and in a

@@ -840,10 +840,14 @@ fn auto_without_a_chosen_mesh_signals_nothing_in_either_form() {
     let script = format!(
         "ip link set lo up || exit 90; \
          {d}/envoy -c \"trap 'echo TERM > {d}/got; exit 0' TERM; : > {d}/ready; \
-           i=0; while [ \\$i -lt 200 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
+           i=0; while [ \\$i -lt 500 ]; do sleep 0.05; i=\\$((i+1)); done\" & \
          i=0; while [ ! -e {d}/ready ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
          {bin} quit --mesh auto --sidecar-exe {d}/envoy; echo quit=$?; \
          {bin} --mesh auto --sidecar-grace 200ms --sidecar-exe {d}/envoy -- true; echo run=$?; \
+         t0=$(date +%s%N); \
+         {bin} --mesh auto --sidecar-grace 200ms --sidecar-exe {d}/envoy \
+           --also-ready http://127.0.0.1:9/ready --timeout 1s -- true; echo also=$?; \
+         echo also_ms=$(( ($(date +%s%N) - t0) / 1000000 )); \
          sleep 0.2; echo after_auto=$(cat {d}/got 2>/dev/null); \
          {bin} quit --mesh envoy --quit-budget 300ms --sidecar-exe {d}/envoy; echo envoy=$?; \
          i=0; while [ ! -e {d}/got ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done; \
@@ -857,6 +861,17 @@ fn auto_without_a_chosen_mesh_signals_nothing_in_either_form() {
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     out.expect_stdout("quit=0");
     out.expect_stdout("run=0");
+    // Another sidecar's wait (--also-ready) timing out after a search that found no mesh:
+    // 69, each mesh asked once (no quit window), and still nothing signalled.
+    out.expect_stdout("also=69");
+    let ms: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("also_ms="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(ms < 3_000, "{ms}ms: {}", out.stderr);
+    assert!(!out.stderr.contains("--quit-window"), "{}", out.stderr);
     // A TERM would have been written by now (the handler writes at once).
     out.expect_stdout("after_auto=\n");
     // The same look-alike is signalled once a mesh is named: the test can see a TERM.
@@ -2370,6 +2385,52 @@ fn linkerd_await_disabled_skips_the_wait_and_still_quits() {
     cmd.env("LINKERD_AWAIT_DISABLED", "");
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     assert_eq!(out.code, Some(69), "{}", out.stderr);
+}
+
+/// The switch is said only where it decides something, and truly: not with another mesh,
+/// not without a search (outside Kubernetes), not by `quit`; by `wait --mesh linkerd`
+/// without "still told to quit" (a wait never quits).
+#[test]
+fn linkerd_await_disabled_is_said_only_where_it_decides() {
+    let cases: [(&[&str], Option<&str>); 5] = [
+        (
+            &[
+                "--mesh",
+                "envoy",
+                "--timeout",
+                "100ms",
+                "--on-timeout",
+                "start",
+                "--",
+                "true",
+            ],
+            None,
+        ),
+        (&["--mesh", "none", "--", "true"], None),
+        (&["--", "true"], None),
+        (
+            &["quit", "--mesh", "linkerd", "--quit-budget", "100ms"],
+            None,
+        ),
+        (&["wait", "--mesh", "linkerd"], Some("no wait for Linkerd")),
+    ];
+    for (args, said) in cases {
+        let mut cmd = meshinit_at(Place::Host, args);
+        cmd.env("LINKERD_AWAIT_DISABLED", "1");
+        let out = run_meshinit(cmd);
+        match said {
+            None => assert!(
+                !out.stderr.contains("LINKERD_AWAIT_DISABLED"),
+                "{args:?}: {}",
+                out.stderr
+            ),
+            Some(text) => {
+                assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+                out.log_position(&format!("LINKERD_AWAIT_DISABLED is set: {text}"));
+                assert!(!out.stderr.contains("told to quit"), "{}", out.stderr);
+            }
+        }
+    }
 }
 
 /// scuttle's README shows an https:// endpoint in GENERIC_QUIT_ENDPOINTS: meshinit has no

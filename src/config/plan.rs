@@ -66,9 +66,11 @@ pub fn resolve(settings: &Settings) -> Plan {
     } else {
         legacy.keep_on_failure.then_some(Keep::OnFailure)
     };
+    let sidecar = sidecar(settings);
+    let linkerd_note = linkerd_note(settings, &sidecar);
     Plan {
         action: settings.action.clone(),
-        sidecar: sidecar(settings),
+        sidecar,
         timeout: settings
             .timeout
             .or(legacy_timeout)
@@ -105,14 +107,32 @@ pub fn resolve(settings: &Settings) -> Plan {
         warnings: warnings(settings),
         notes: legacy_note(settings)
             .into_iter()
-            .chain(settings.linkerd_disabled.map(|name| {
-                format!("{name} is set: no wait for Linkerd (it is still told to quit)")
-            }))
+            .chain(linkerd_note)
             .collect(),
         left_out: (!legacy.tls_left_out.is_empty())
             .then(|| format!("GENERIC_QUIT_ENDPOINTS {}", legacy.tls_left_out.join(" ")))
             .into_iter()
             .collect(),
+    }
+}
+
+/// linkerd-await's switch, said only where it decides something: a run or a wait whose
+/// sidecar may be Linkerd (named, or a candidate of the search).
+fn linkerd_note(settings: &Settings, sidecar: &Sidecar) -> Option<String> {
+    let name = settings.linkerd_disabled?;
+    let linkerd = Mesh::Linkerd.name();
+    let may_be_linkerd = match sidecar {
+        Sidecar::Absent => false,
+        Sidecar::Known(endpoints) => endpoints.mesh == linkerd,
+        Sidecar::Search { candidates, .. } => candidates.iter().any(|c| c.mesh == linkerd),
+    };
+    match settings.action {
+        _ if !may_be_linkerd => None,
+        Some(Action::Quit) => None,
+        Some(Action::Wait) => Some(format!("{name} is set: no wait for Linkerd")),
+        Some(Action::Run(_)) | None => Some(format!(
+            "{name} is set: no wait for Linkerd (it is still told to quit)"
+        )),
     }
 }
 

@@ -303,7 +303,8 @@ fn say_refused(refused: &[String], level: Level) {
     for shown in refused {
         log!(
             level,
-            phase = "quit", url = shown.as_str(), error = "connection refused";
+            phase = "quit", url = shown.as_str(), status = None::<u16>,
+            error = "connection refused";
             "quit via {shown} failed: connection refused"
         );
     }
