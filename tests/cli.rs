@@ -441,6 +441,8 @@ fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
     let port = free_port();
     let mut endpoint = fault(port, "status:200", Place::Host);
     let quit = url(port, "/quitquitquit");
+    // Each run tells the endpoint once; the count is of all requests so far.
+    let mut told = 0;
     for (name, huge) in [
         ("--timeout", "2600000000000000h"),
         ("--quit-budget", "2562047h47m16.854775808s"),
@@ -453,16 +455,22 @@ fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
             "{name}: invalid value '{huge}': expected a duration"
         ));
         out.log_position("at most 2562047h47m16.854775807s");
-        assert_eq!(requests(&mut endpoint), 1, "{name}: {}", out.stderr);
+        told += 1;
+        assert_eq!(requests(&mut endpoint), told, "{name}: {}", out.stderr);
     }
     let mut cmd = meshinit_bare(Mode::Plain, &["--quit-url", &quit, "--", "true"]);
     cmd.env("MESHINIT_QUIT_WAIT", "2600000000000000h");
     let out = start(cmd, Mode::Plain).finish(LIMIT);
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     out.log_position("MESHINIT_QUIT_WAIT: invalid value");
-    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
+    told += 1;
+    assert_eq!(requests(&mut endpoint), told, "{}", out.stderr);
+    // The largest runs, every duration at it: the sidecar answers at once, so nothing waits.
     let largest = "2562047h47m16.854775807s";
+    let ready = url(port, "/ready");
     let out = run_plain(&[
+        "--ready-url",
+        &ready,
         "--quit-url",
         &quit,
         "--timeout",
@@ -481,5 +489,6 @@ fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
         "exit 3",
     ]);
     assert_eq!(out.code, Some(3), "{}", out.stderr);
-    assert_eq!(requests(&mut endpoint), 1, "{}", out.stderr);
+    // Its GET and its POST.
+    assert_eq!(requests(&mut endpoint), told + 2, "{}", out.stderr);
 }
