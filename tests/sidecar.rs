@@ -1627,31 +1627,45 @@ fn the_maintained_scuttle_forks_variables_keep_their_meaning() {
     );
 }
 
-#[test]
-fn a_hanging_resolver_does_not_stretch_the_time_limit() {
-    let test = "a_hanging_resolver_does_not_stretch_the_time_limit";
-    let ns = or_skip!(root_netns(test));
-    let place = Place::In(&ns);
-    let mut dns = place.command("python3");
+/// The tests' DNS server on 127.0.0.1:53 in `ns`: silent, or answering every name with
+/// 127.0.0.1 after `answer_after` seconds. Listening once this returns.
+fn dns_server(ns: &common::mesh::Netns, answer_after: Option<&str>) -> Running {
+    let mut dns = Place::In(ns).command("python3");
     dns.arg(fixture("silent_dns.py"));
+    if let Some(seconds) = answer_after {
+        dns.args(["--answer-after", seconds]);
+    }
     let mut dns = start(dns, Mode::Plain);
     dns.expect_line(|l| l == "listening", Duration::from_secs(20));
+    dns
+}
+
+/// meshinit with `args` in `ns`, in a mount namespace of its own whose resolv.conf names
+/// the tests' DNS server with `options`: only meshinit sees that resolver.
+fn meshinit_with_resolver(ns: &common::mesh::Netns, options: &str, args: &[&str]) -> Command {
     let dir = tempdir("resolver");
     let resolv = dir.join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
-    )
-    .unwrap();
-    // A mount namespace of its own, so that only meshinit sees the silent resolver.
+    std::fs::write(&resolv, format!("nameserver 127.0.0.1\n{options}\n")).unwrap();
     let script = format!(
         "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
         resolv.display()
     );
-    let cmd = common::meshinit_via(
+    common::meshinit_via(
         &[
             "ip", "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
         ],
+        args,
+    )
+}
+
+#[test]
+fn a_hanging_resolver_does_not_stretch_the_time_limit() {
+    let test = "a_hanging_resolver_does_not_stretch_the_time_limit";
+    let ns = or_skip!(root_netns(test));
+    let mut dns = dns_server(&ns, None);
+    let cmd = meshinit_with_resolver(
+        &ns,
+        "options timeout:5 attempts:2",
         &[
             "--mesh",
             "none",
@@ -1672,13 +1686,8 @@ fn a_hanging_resolver_does_not_stretch_the_time_limit() {
         began.elapsed()
     );
     // meshinit's own clock: the time-out line within 100 ms of the limit.
-    let line = &out.stderr.lines().collect::<Vec<_>>()[out.log_position("not ready within 2000ms")];
-    let ms: u64 = line
-        .split_once('+')
-        .and_then(|(_, rest)| rest.split_once("ms"))
-        .and_then(|(n, _)| n.parse().ok())
-        .unwrap_or_else(|| panic!("no time in {line:?}"));
-    assert!(ms <= 2_100, "{line}");
+    let ms = logged_at(&out, "not ready within 2000ms");
+    assert!(ms <= 2_100, "{}", out.stderr);
     let queries = dns.lines_so_far(Duration::from_millis(100));
     assert!(
         !queries.is_empty(),
@@ -1744,31 +1753,12 @@ fn slow_lookups_of_notified_endpoints_leave_the_mesh_its_quit() {
     let test = "slow_lookups_of_notified_endpoints_leave_the_mesh_its_quit";
     let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
-    let mut dns = place.command("python3");
-    dns.args([
-        fixture("silent_dns.py").to_str().unwrap(),
-        "--answer-after",
-        "0.9",
-    ]);
-    let mut dns = start(dns, Mode::Plain);
-    dns.expect_line(|l| l == "listening", Duration::from_secs(20));
+    let mut dns = dns_server(&ns, Some("0.9"));
     let _hanging = fault(9000, "hang", place);
     let mut sidecar = envoy(&envoy_path, 15000, place);
-    let dir = tempdir("slowresolver");
-    let resolv = dir.join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        "nameserver 127.0.0.1\noptions timeout:5 attempts:1\n",
-    )
-    .unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
-        resolv.display()
-    );
-    let cmd = common::meshinit_via(
-        &[
-            "ip", "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
-        ],
+    let cmd = meshinit_with_resolver(
+        &ns,
+        "options timeout:5 attempts:1",
         &[
             "--mesh",
             "envoy",
