@@ -69,13 +69,17 @@ impl Source {
     }
 }
 
-/// How the run ended: the code, where it came from, why (when the task did not run), and
-/// how long each phase took.
+/// How the run ended: the code, where it came from, and why (when the task did not run).
 pub struct Ending {
     pub code: u8,
     pub source: Source,
     /// Why the run ended before the task ran; none when it ran.
     pub reason: Option<String>,
+}
+
+/// How long each phase took, recorded as it ends; none for a phase that did not happen.
+#[derive(Default)]
+pub struct Took {
     pub wait: Option<Duration>,
     pub task: Option<Duration>,
     pub quit: Option<Duration>,
@@ -87,9 +91,6 @@ impl Ending {
             code,
             source,
             reason: None,
-            wait: None,
-            task: None,
-            quit: None,
         }
     }
 
@@ -101,9 +102,9 @@ impl Ending {
     /// The summary line (naming what the configuration asked for and the run `left_out`),
     /// and the reason written to `termination_log` when the task did not run; returns the
     /// exit code.
-    pub fn conclude(&self, termination_log: Option<&Path>, left_out: &[String]) -> u8 {
+    pub fn conclude(&self, took: &Took, termination_log: Option<&Path>, left_out: &[String]) -> u8 {
         if log_enabled!(log::Level::Info) {
-            summarize(self, left_out);
+            summarize(self, took, left_out);
         }
         if let (Some(reason), Some(path)) = (&self.reason, termination_log) {
             write_termination_message(path, &format!("meshinit: {reason} (exit {})", self.code));
@@ -113,13 +114,13 @@ impl Ending {
 }
 
 /// `exit 3 (task), waited 355ms, task ran 0ms, quit took 1ms`, with the same as fields.
-fn summarize(ending: &Ending, left_out: &[String]) {
+fn summarize(ending: &Ending, took: &Took, left_out: &[String]) {
     let phase_ms = |phase: Option<Duration>| phase.map(millis);
     let mut summary = format!("exit {} ({})", ending.code, ending.source.name());
     for (name, took) in [
-        ("waited", ending.wait),
-        ("task ran", ending.task),
-        ("quit took", ending.quit),
+        ("waited", took.wait),
+        ("task ran", took.task),
+        ("quit took", took.quit),
     ] {
         if let Some(took) = took {
             summary.push_str(&format!(", {name} {}ms", millis(took)));
@@ -130,8 +131,8 @@ fn summarize(ending: &Ending, left_out: &[String]) {
     }
     info!(
         phase = "exit", code = ending.code, source = ending.source.name(),
-        wait_ms = phase_ms(ending.wait), task_ms = phase_ms(ending.task),
-        quit_ms = phase_ms(ending.quit);
+        wait_ms = phase_ms(took.wait), task_ms = phase_ms(took.task),
+        quit_ms = phase_ms(took.quit);
         "{summary}"
     );
 }

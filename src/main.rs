@@ -35,14 +35,14 @@ fn main() {
         }
         Ok(Invocation::Run(settings)) => {
             let plan = config::resolve(&settings);
-            logging::init(&plan.log, plan.log_format);
-            run::run(&plan)
+            logging::init(&plan.report.log, plan.report.log_format);
+            run::run(&plan, None)
         }
         Err(failure) => {
             let plan = config::resolve(&failure.settings);
-            logging::init(&plan.log, plan.log_format);
+            logging::init(&plan.report.log, plan.report.log_format);
             logging::always(logging::Level::Error, "usage", &failure.error);
-            run::after_usage_error(&plan, &failure.error)
+            run::run(&plan, Some(&failure.error))
         }
     };
     std::process::exit(i32::from(code));

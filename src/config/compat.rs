@@ -1,14 +1,20 @@
-//! scuttle's and envoy-preflight's environment variables, read as an overlay below
-//! `MESHINIT_*`: each variable is named once, in `VARIABLES`, with how its value is read.
-//! What they mean for the run (endpoints, time limits, keeping the sidecar) is decided in
-//! `plan`, with every other rule.
+//! scuttle's and envoy-preflight's environment variables: a settings layer below
+//! `MESHINIT_*` and the flags. Each variable is named once, in `VARIABLES`, with how its
+//! value is read; `lay_below` turns what they said into the settings they mean (the
+//! sidecar's endpoints, time limits, keeping the sidecar) wherever nothing above said
+//! otherwise, and into the note that says what each decided.
 
 use std::time::Duration;
 
 use super::duration;
 use super::environment::Environment;
+use super::presets::ISTIO_EXECUTABLES;
+use super::settings::{Keep, Mesh, OnTimeout, Settings};
 use super::values::{self, UsageError};
 use crate::sidecar::url;
+
+/// pilot-agent's quit endpoint when ISTIO_QUIT_API is unset (as the maintained fork does).
+const ISTIO_QUIT_DEFAULT: &str = "http://127.0.0.1:15020";
 
 /// What the old variables said, as they said it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -173,6 +179,144 @@ fn limit(value: &str) -> Result<Option<Duration>, &'static str> {
     Ok(Some(d).filter(|d| !d.is_zero()))
 }
 
+/// Lays what the old variables said below `settings` (which hold the flags and `MESHINIT_*`
+/// variables): each setting they imply is taken only where nothing above set it, and one
+/// note names the variables set and what each decides.
+pub fn lay_below(legacy: Legacy, settings: &mut Settings) {
+    if let Some(note) = note(&legacy, settings.mesh.is_some()) {
+        settings.notes.push(note);
+    }
+    for tls in &legacy.tls_left_out {
+        settings.warnings.push(format!(
+            "GENERIC_QUIT_ENDPOINTS: {tls} left out (meshinit has no TLS: it will not be told)"
+        ));
+    }
+    if !legacy.tls_left_out.is_empty() {
+        let left_out = format!("GENERIC_QUIT_ENDPOINTS {}", legacy.tls_left_out.join(" "));
+        settings.left_out.push(left_out);
+    }
+    // The maintained fork's GENERIC_QUIT_ONLY: only the generic endpoints are told.
+    if legacy.generic_quit_only {
+        settings.quit_urls.get_or_insert_with(Vec::new);
+        settings.executables.get_or_insert_with(Vec::new);
+    }
+    if settings.mesh.is_none() {
+        match &legacy.admin {
+            Some(admin) => {
+                settings.mesh = Some(Mesh::Istio);
+                describe_sidecar(admin, &legacy, settings);
+            }
+            // scuttle without ENVOY_ADMIN_API neither waited nor quit.
+            None if !legacy.set.is_empty() => settings.mesh = Some(Mesh::None),
+            None => {}
+        }
+    }
+    let (timeout, on_timeout) = limit_rule(&legacy);
+    settings.timeout = settings.timeout.or(timeout);
+    settings.on_timeout = settings.on_timeout.or(on_timeout);
+    let keep = if legacy.never_kill {
+        Some(Keep::Always)
+    } else {
+        legacy.keep_on_failure.then_some(Keep::OnFailure)
+    };
+    settings.keep = settings.keep.or(keep);
+    settings.kill_fallback = settings.kill_fallback.or(legacy.fallback_pkill);
+    settings.quit_budget = settings.quit_budget.or(legacy.quit_budget);
+    if legacy.quiet {
+        settings.log.get_or_insert_with(|| "error".to_owned());
+    }
+    // GENERIC_QUIT_ENDPOINTS are told besides --also-quit, first.
+    if !legacy.notify.is_empty() {
+        let also = settings.also_quit.take().unwrap_or_default();
+        settings.also_quit = Some(legacy.notify.into_iter().chain(also).collect());
+    }
+}
+
+/// One line naming the old variables that were set and what each decides, below the flags
+/// and `MESHINIT_*` variables (the values show in the lines about the wait and the quit).
+fn note(legacy: &Legacy, mesh_given: bool) -> Option<String> {
+    if legacy.set.is_empty() {
+        return None;
+    }
+    let decided: Vec<String> = legacy
+        .set
+        .iter()
+        .map(|(name, decides)| format!("{name}: {decides}"))
+        .collect();
+    let sidecar = match (mesh_given, &legacy.admin) {
+        (true, _) => "the sidecar is --mesh's",
+        (false, Some(_)) => "the sidecar is ENVOY_ADMIN_API's",
+        (false, None) => {
+            "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
+             MESHINIT_MESH chooses a sidecar)"
+        }
+    };
+    Some(format!(
+        "scuttle's or envoy-preflight's variables set, below flags and MESHINIT_* ({}); {sidecar}",
+        decided.join("; ")
+    ))
+}
+
+/// scuttle started the task when WAIT_FOR_ENVOY_TIMEOUT ran out and gave up when
+/// QUIT_WITHOUT_ENVOY_TIMEOUT did; whichever is shorter decides.
+fn limit_rule(legacy: &Legacy) -> (Option<Duration>, Option<OnTimeout>) {
+    match (legacy.wait_timeout, legacy.quit_timeout) {
+        (Some(wait), Some(quit)) if quit < wait => (Some(quit), Some(OnTimeout::Fail)),
+        (Some(wait), _) => (Some(wait), Some(OnTimeout::Start)),
+        (None, Some(quit)) => (Some(quit), Some(OnTimeout::Fail)),
+        (None, None) => (None, None),
+    }
+}
+
+/// The endpoints ENVOY_ADMIN_API and its companions describe, where nothing above gave
+/// them: Istio's sidecar at that admin address.
+fn describe_sidecar(admin: &str, legacy: &Legacy, settings: &mut Settings) {
+    settings.ready_urls.get_or_insert_with(|| {
+        (!legacy.skip_wait)
+            .then(|| readiness_url(admin))
+            .into_iter()
+            .collect()
+    });
+    // scuttle never quits a sidecar that is not on this machine.
+    let loopback = url::is_loopback(admin);
+    settings.quit_urls.get_or_insert_with(|| {
+        if !loopback {
+            return Vec::new();
+        }
+        let istio = legacy.istio_quit.as_deref().unwrap_or(ISTIO_QUIT_DEFAULT);
+        let envoy = legacy
+            .envoy_kill
+            .clone()
+            .unwrap_or_else(|| format!("{admin}/quitquitquit"));
+        let mut quit = vec![format!("{istio}/quitquitquit")];
+        if !quit.contains(&envoy) {
+            quit.push(envoy);
+        }
+        quit
+    });
+    settings.executables.get_or_insert_with(|| {
+        if loopback {
+            ISTIO_EXECUTABLES.map(str::to_owned).to_vec()
+        } else {
+            Vec::new()
+        }
+    });
+}
+
+/// Envoy's admin is polled on /ready, which is 200 exactly when /server_info says LIVE.
+/// scuttle users who pointed ENVOY_ADMIN_API at pilot-agent (15020/15021) waited forever;
+/// pilot-agent's own readiness path is used there instead.
+fn readiness_url(admin: &str) -> String {
+    let port = admin
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.port_u16());
+    match port {
+        Some(15020) | Some(15021) => format!("{admin}/healthz/ready"),
+        _ => format!("{admin}/ready"),
+    }
+}
+
 /// Reads every variable; the first bad one is returned beside what could be read. The
 /// values are not meshinit's, so errors name the variable without its value.
 pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
@@ -195,64 +339,5 @@ pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub fn read_vars(vars: &[(&str, &str)]) -> (Legacy, Option<UsageError>) {
-        read(&Environment::of(vars))
-    }
-
-    #[test]
-    fn nothing_set() {
-        assert_eq!(read_vars(&[]), (Legacy::default(), None));
-    }
-
-    #[test]
-    fn each_variable_in_its_field() {
-        let (l, err) = read_vars(&[
-            ("ENVOY_ADMIN_API", "http://127.0.0.1:15000/"),
-            ("START_WITHOUT_ENVOY", "true"),
-            ("WAIT_FOR_ENVOY_TIMEOUT", "0"),
-            ("QUIT_WITHOUT_ENVOY_TIMEOUT", "5s"),
-            ("ENVOY_KILL_API", "http://localhost:9901/quitquitquit"),
-            ("ALWAYS_KILL_ENVOY", "false"),
-            ("NEVER_KILL_ENVOY", "no"),
-            ("SCUTTLE_LOGGING", "false"),
-            ("ISTIO_FALLBACK_PKILL", "0"),
-            ("QUIT_REQUEST_TIMEOUT", "1500ms"),
-            ("GENERIC_QUIT_ONLY", "true"),
-        ]);
-        assert_eq!(err, None);
-        assert!(l.set.len() == 11 && l.skip_wait && l.keep_on_failure && l.quiet && !l.never_kill);
-        assert_eq!(l.admin.as_deref(), Some("http://127.0.0.1:15000"));
-        assert_eq!(l.wait_timeout, None);
-        assert_eq!(l.quit_timeout, Some(Duration::from_secs(5)));
-        assert_eq!(l.fallback_pkill, Some(false));
-        assert_eq!(l.quit_budget, Some(Duration::from_millis(1500)));
-        assert!(l.generic_quit_only);
-    }
-
-    #[test]
-    fn bad_values_name_the_variable_and_the_rest_still_applies() {
-        let (l, err) = read_vars(&[
-            ("ENVOY_ADMIN_API", "https://127.0.0.1:15000"),
-            ("NEVER_KILL_ISTIO", "true"),
-        ]);
-        let err = err.expect("an error").0;
-        // Named, but not shown: the value is not meshinit's to print.
-        assert!(
-            err.contains("ENVOY_ADMIN_API") && !err.contains("https://"),
-            "{err}"
-        );
-        assert!(l.never_kill);
-        for (name, value) in [
-            ("START_WITHOUT_ENVOY", "maybe"),
-            ("WAIT_FOR_ENVOY_TIMEOUT", "90"),
-            ("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/q,nope"),
-            ("SCUTTLE_LOGGING", "off"),
-        ] {
-            let (_, err) = read_vars(&[(name, value)]);
-            assert!(err.expect("an error").0.starts_with(name), "{name}");
-        }
-    }
-}
+#[path = "compat_tests.rs"]
+mod tests;

@@ -1,118 +1,15 @@
 //! Property-based fuzzing of the configuration on stable, with a seeded PRNG and seed
-//! inputs mutated at random: durations, and every configuration source (flags,
-//! MESHINIT_* variables, scuttle's and envoy-preflight's). Properties: never a panic, never
+//! inputs mutated at random: every configuration source (flags, MESHINIT_* variables,
+//! scuttle's and envoy-preflight's; the durations alone are fuzzed in `duration`). Properties: never a panic, never
 //! slow, always a value or an error naming the input.
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use super::options::{Form, OPTIONS};
-use super::{compat, duration, parse, resolve, values, variables, Environment, Plan};
+use super::{compat, parse, resolve, values, variables, Environment, Plan};
 use crate::fuzzing::{for_a_while, Rng};
 use crate::sidecar::endpoints::Sidecar;
-
-#[test]
-fn durations() {
-    const SEEDS: &[&str] = &[
-        "0",
-        "1m30s",
-        "250ms",
-        "1.5h",
-        "+2s",
-        ".5us",
-        "10ns",
-        "1h2m3s4ms5us6ns",
-    ];
-    const UNITS: [(&str, u128); 7] = [
-        ("ns", 1),
-        ("us", 1_000),
-        ("µs", 1_000),
-        ("ms", 1_000_000),
-        ("s", 1_000_000_000),
-        ("m", 60_000_000_000),
-        ("h", 3_600_000_000_000),
-    ];
-    for_a_while("durations", 100_000, |rng| {
-        // Structured: a sum of parts whose value is known exactly.
-        let mut text = String::new();
-        let mut nanos: u128 = 0;
-        for _ in 0..=rng.below(3) {
-            let (unit, scale) = *rng.pick(&UNITS);
-            let whole = rng.next() % 100_000;
-            text.push_str(&format!("{whole}{unit}"));
-            nanos += u128::from(whole) * scale;
-        }
-        let expected = Duration::new(
-            (nanos / 1_000_000_000) as u64,
-            (nanos % 1_000_000_000) as u32,
-        );
-        assert_eq!(duration::parse(&text), Some(expected), "{text:?}");
-        // Mutated: anything at all; a value or None, never a panic.
-        let seed = rng.word(SEEDS);
-        let mutated = rng.mutate(seed, &["ms", ".", "-", "h", "99999999999999999999"]);
-        // Accepted exactly when Go's grammar says so (a second, plainer reading of it) and
-        // the value is at most Go's largest, 2^63-1 ns (about 9.223e9 s); near it the rough
-        // float sum cannot tell.
-        let accepted = duration::parse(&mutated).is_some();
-        let grammar = go_duration_syntax(&mutated);
-        let expected = match grammar {
-            None => Some(false),
-            Some(seconds) if seconds < 9.2e9 => Some(true),
-            Some(seconds) if seconds > 9.25e9 => Some(false),
-            Some(_) => None,
-        };
-        assert!(
-            expected.is_none_or(|e| e == accepted),
-            "{mutated:?}: parse says {accepted}, the grammar {grammar:?}"
-        );
-        1
-    });
-}
-
-/// Go's duration grammar: `[+]?0` or `[+]?(NUMBER UNIT)+` with NUMBER `D+`, `D+.D*` or
-/// `.D+`, and UNIT one of ns us µs μs ms s m h. The value, roughly, in seconds.
-fn go_duration_syntax(text: &str) -> Option<f64> {
-    let rest = text.strip_prefix('+').unwrap_or(text);
-    if rest == "0" {
-        return Some(0.0);
-    }
-    let mut rest = rest;
-    if rest.is_empty() {
-        return None;
-    }
-    let mut seconds = 0.0;
-    while !rest.is_empty() {
-        let number_start = rest;
-        let whole = rest.chars().take_while(char::is_ascii_digit).count();
-        rest = &rest[whole..];
-        let mut fraction = 0;
-        if let Some(after) = rest.strip_prefix('.') {
-            fraction = after.chars().take_while(char::is_ascii_digit).count();
-            rest = &after[fraction..];
-        }
-        if whole == 0 && fraction == 0 {
-            return None;
-        }
-        let number: f64 = number_start[..number_start.len() - rest.len()]
-            .parse()
-            .unwrap_or(f64::MAX);
-        let (unit, scale) = [
-            ("ns", 1e-9),
-            ("us", 1e-6),
-            ("µs", 1e-6),
-            ("μs", 1e-6),
-            ("ms", 1e-3),
-            ("s", 1.0),
-            ("m", 60.0),
-            ("h", 3600.0),
-        ]
-        .into_iter()
-        .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))?;
-        seconds += number * scale;
-        rest = &rest[unit.len()..];
-    }
-    Some(seconds)
-}
 
 /// Every option's flag from the table (and its short form), the other words a command
 /// line may hold, and some that it should not.
@@ -267,9 +164,9 @@ fn deadlines_hold(plan: &Plan) {
         .iter()
         .map(|(_, field)| field(plan))
         .collect();
-    if let Sidecar::Search { look_for, .. } = &plan.sidecar {
+    if let Sidecar::Search { look_for, .. } = &plan.wait.sidecar {
         all.push(*look_for);
-        all.push((*look_for).min(plan.timeout));
+        all.push((*look_for).min(plan.wait.timeout));
     }
     for duration in all {
         assert!(
@@ -285,11 +182,11 @@ type Field = fn(&Plan) -> Duration;
 
 /// The plan's value of each duration option, by its long name.
 const DURATION_FIELDS: [(&str, Field); 5] = [
-    ("timeout", |p| p.timeout),
-    ("quit-budget", |p| p.quit_budget),
-    ("quit-wait", |p| p.quit_wait),
-    ("quit-window", |p| p.quit_window),
-    ("grace", |p| p.grace),
+    ("timeout", |p| p.wait.timeout),
+    ("quit-budget", |p| p.quit.limits.budget),
+    ("quit-wait", |p| p.quit.limits.wait),
+    ("quit-window", |p| p.quit.limits.window),
+    ("grace", |p| p.task.grace),
 ];
 
 /// A configuration made only of valid values, in every form (`--x=v`, `--x v`, the
@@ -351,8 +248,8 @@ fn a_valid_configuration_gives_its_plan(rng: &mut Rng) {
             .map_or(field(&default), |(_, v)| *v);
         assert_eq!(field(&plan), want, "--{long}: {args:?} {env:?}");
     }
-    let Sidecar::Known(endpoints) = &plan.sidecar else {
-        assert!(mesh.is_empty(), "{mesh}: {:?}", plan.sidecar);
+    let Sidecar::Known(endpoints) = &plan.wait.sidecar else {
+        assert!(mesh.is_empty(), "{mesh}: {:?}", plan.wait.sidecar);
         return;
     };
     assert_eq!(endpoints.mesh, mesh.to_ascii_lowercase(), "{args:?}");

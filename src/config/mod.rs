@@ -1,6 +1,6 @@
-//! Configuration in two stages: `parse` reads the raw settings (scuttle's variables, then
-//! `MESHINIT_*`, then flags, each layer over the one before), and `plan::resolve` turns
-//! them into the run's plan.
+//! Configuration in two stages: `parse` reads the raw settings (`MESHINIT_*`, then flags
+//! over them, then scuttle's variables laid below both), and `plan::resolve` turns them
+//! into the run's plan, one small plan for each phase.
 
 pub mod compat;
 pub mod duration;
@@ -21,7 +21,7 @@ use std::ffi::OsString;
 pub use environment::Environment;
 pub use flags::Special;
 pub use options::help;
-pub use plan::{resolve, Plan};
+pub use plan::{resolve, Plan, QuitPlan, Report, TaskPlan, WaitPlan};
 pub use settings::{Action, OnTimeout, Settings};
 pub use values::UsageError;
 
@@ -49,7 +49,6 @@ pub fn parse(
 ) -> Result<Invocation, Failure> {
     let (legacy, mut first_error) = compat::read(env);
     let mut settings = Settings {
-        legacy,
         in_kubernetes: env.get(KUBERNETES).is_some_and(|h| !h.is_empty()),
         linkerd_disabled: LINKERD_AWAIT_OFF
             .into_iter()
@@ -61,7 +60,9 @@ pub fn parse(
         first_error.get_or_insert(err);
     };
     variables::read(&mut settings, env, &mut note);
-    let error = match flags::read(&mut settings, args, &mut note) {
+    let flags = flags::read(&mut settings, args, &mut note);
+    compat::lay_below(legacy, &mut settings);
+    let error = match flags {
         Ok(Some(special)) => return Ok(Invocation::Special(special)),
         Ok(None) => first_error.or_else(|| missing_command(&settings)),
         Err(err) => Some(err),

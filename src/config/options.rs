@@ -26,11 +26,35 @@ impl Form {
     }
 }
 
+/// Each option's default, typed: `--help` shows it (through `Unset::Value`) and
+/// `plan::resolve` uses it, so that the two cannot differ.
+pub mod default {
+    use std::time::Duration;
+
+    use crate::config::settings::{Keep, LogLevel, OnTimeout};
+    use crate::logging::Format;
+
+    pub const TIMEOUT: Duration = Duration::from_secs(60);
+    pub const ON_TIMEOUT: OnTimeout = OnTimeout::Fail;
+    pub const KEEP_SIDECAR: Keep = Keep::Never;
+    pub const SIDECAR_GRACE: Duration = Duration::from_secs(5);
+    pub const QUIT_BUDGET: Duration = Duration::from_secs(4);
+    pub const QUIT_WAIT: Duration = Duration::from_secs(2);
+    pub const QUIT_WINDOW: Duration = Duration::from_secs(10);
+    pub const KILL_FALLBACK: bool = true;
+    pub const PROCESS_GROUP: bool = false;
+    pub const GRACE: Duration = Duration::ZERO;
+    pub const LOG: LogLevel = LogLevel::Info;
+    pub const LOG_FORMAT: Format = Format::Text;
+    pub const TERMINATION_LOG: &str = "/dev/termination-log";
+}
+
 /// What holds when an option is not given: its default.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy)]
 pub enum Unset {
-    /// A value of the option's form: the plan without the option is the plan with this.
-    Value(&'static str),
+    /// A value of `default`, in the option's form: the plan without the option is the plan
+    /// with this.
+    Value(fn() -> String),
     /// Described, not a value (it depends on where meshinit runs, say).
     Said(&'static str),
     Nothing,
@@ -131,7 +155,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("DURATION"),
         form: POSITIVE,
         help: "longest wait for the sidecar",
-        default: Unset::Value("60s"),
+        default: Unset::Value(|| duration::show(default::TIMEOUT)),
         apply: |s, v| {
             s.timeout = Some(word(values::positive_duration(v))?);
             Ok(())
@@ -144,7 +168,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("ACTION"),
         form: Form::Words(OnTimeout::form),
         help: "when the wait runs out: fail quits the sidecar and exits 69, start runs the task",
-        default: Unset::Value("fail"),
+        default: Unset::Value(|| default::ON_TIMEOUT.name().to_owned()),
         apply: |s, v| {
             s.on_timeout = Some(word(OnTimeout::parse(v))?);
             Ok(())
@@ -157,7 +181,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("WHEN"),
         form: Form::Words(Keep::form),
         help: "leave the sidecar running; on-failure: when the exit code is not 0",
-        default: Unset::Value("never"),
+        default: Unset::Value(|| default::KEEP_SIDECAR.name().to_owned()),
         apply: |s, v| {
             s.keep = Some(word(Keep::parse(v))?);
             Ok(())
@@ -170,7 +194,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("DURATION"),
         form: POSITIVE,
         help: "with auto, how long to look for a sidecar before running without one",
-        default: Unset::Value("5s"),
+        default: Unset::Value(|| duration::show(default::SIDECAR_GRACE)),
         apply: |s, v| {
             s.sidecar_grace = Some(word(values::positive_duration(v))?);
             Ok(())
@@ -183,7 +207,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("DURATION"),
         form: POSITIVE,
         help: "the most that all the quit requests may take",
-        default: Unset::Value("4s"),
+        default: Unset::Value(|| duration::show(default::QUIT_BUDGET)),
         apply: |s, v| {
             s.quit_budget = Some(word(values::positive_duration(v))?);
             Ok(())
@@ -197,7 +221,7 @@ pub const OPTIONS: &[Opt] = &[
         form: DURATION,
         help: "after a quit was taken, how long a sidecar seen in /proc may take to exit \
                before SIGTERM (0: no check)",
-        default: Unset::Value("2s"),
+        default: Unset::Value(|| duration::show(default::QUIT_WAIT)),
         apply: |s, v| {
             s.quit_wait = Some(word(duration::parse(v))?);
             Ok(())
@@ -211,7 +235,7 @@ pub const OPTIONS: &[Opt] = &[
         form: DURATION,
         help: "after the wait gave up, how long to keep trying to quit a sidecar that \
                comes late (0: try once)",
-        default: Unset::Value("10s"),
+        default: Unset::Value(|| duration::show(default::QUIT_WINDOW)),
         apply: |s, v| {
             s.quit_window = Some(word(duration::parse(v))?);
             Ok(())
@@ -223,7 +247,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "MESHINIT_KILL_FALLBACK",
         form: BOOL,
         help: "SIGTERM the sidecar found in /proc when no quit endpoint worked",
-        default: Unset::Value("true"),
+        default: Unset::Value(|| default::KILL_FALLBACK.to_string()),
         apply: |s, v| {
             s.kill_fallback = Some(word(values::boolean(v))?);
             Ok(())
@@ -269,7 +293,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "MESHINIT_PROCESS_GROUP",
         form: BOOL,
         help: "forward signals to the task's whole process group",
-        default: Unset::Value("false"),
+        default: Unset::Value(|| default::PROCESS_GROUP.to_string()),
         apply: |s, v| {
             s.process_group = Some(word(values::boolean(v))?);
             Ok(())
@@ -282,7 +306,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("DURATION"),
         form: DURATION,
         help: "after the task exits, TERM its process group and wait this long",
-        default: Unset::Value("0"),
+        default: Unset::Value(|| duration::show(default::GRACE)),
         apply: |s, v| {
             s.grace = Some(word(duration::parse(v))?);
             Ok(())
@@ -328,7 +352,7 @@ pub const OPTIONS: &[Opt] = &[
         form: Form::Words(LogLevel::form),
         help: "which lines to write: a level, or env_logger's directives such as \
                info,ureq=debug",
-        default: Unset::Value("info"),
+        default: Unset::Value(|| default::LOG.name().to_owned()),
         apply: |s, v| {
             s.log = Some(word(values::log_filter(v))?);
             Ok(())
@@ -341,7 +365,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("FORMAT"),
         form: Form::Words(Format::form),
         help: "how lines look; json: one object per line, for log pipelines",
-        default: Unset::Value("text"),
+        default: Unset::Value(|| default::LOG_FORMAT.name().to_owned()),
         apply: |s, v| {
             s.log_format = Some(word(Format::parse(v))?);
             Ok(())
@@ -354,7 +378,7 @@ pub const OPTIONS: &[Opt] = &[
         value: Some("PATH"),
         form: Form::Text(values::TERMINATION_LOG_FORM),
         help: "when the task never ran, the reason goes to this file if it exists (empty: off)",
-        default: Unset::Value("/dev/termination-log"),
+        default: Unset::Value(|| default::TERMINATION_LOG.to_owned()),
         apply: |s, v| {
             if !(v.is_empty() || v.starts_with('/')) {
                 return Err(None);
@@ -413,8 +437,10 @@ pub fn help() -> String {
         if let Form::Words(words) = opt.form {
             notes.push(words());
         }
-        if let Unset::Value(v) | Unset::Said(v) = opt.default {
-            notes.push(format!("default: {v}"));
+        match opt.default {
+            Unset::Value(shown) => notes.push(format!("default: {}", shown())),
+            Unset::Said(said) => notes.push(format!("default: {said}")),
+            Unset::Nothing => {}
         }
         let mut about = opt.help.to_owned();
         if !notes.is_empty() {
@@ -474,7 +500,7 @@ mod tests {
         for opt in OPTIONS {
             if let Unset::Value(value) = opt.default {
                 let mut settings = Settings::default();
-                opt.apply(&mut settings, opt.env, value)
+                opt.apply(&mut settings, opt.env, &value())
                     .unwrap_or_else(|e| panic!("{}: its default: {e}", opt.long));
                 assert_eq!(format!("{:?}", resolve(&settings)), unset, "--{}", opt.long);
             }

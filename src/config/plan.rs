@@ -1,34 +1,41 @@
-//! The one place where the raw settings become the run's plan: defaults, mesh presets,
-//! overrides and the meaning of scuttle's and envoy-preflight's variables. Waiting,
-//! quitting and the run take the plan and never look at the settings again.
+//! The one place where the raw settings become the run's plan: defaults, mesh presets and
+//! overrides, resolved once into one small plan for each phase (the wait, the task, the
+//! quit, the report). The phases take their part and never look at the settings again.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::compat::Legacy;
-use super::presets::{self, AUTO_CANDIDATES, ISTIO_EXECUTABLES};
+use super::options::default;
+use super::presets::{self, AUTO_CANDIDATES};
 use super::settings::{Action, Keep, Mesh, OnTimeout, Settings};
 use crate::init::supervisor::Forwarding;
 use crate::logging::Format;
 use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar, ANY_MESH};
-use crate::sidecar::url;
+use crate::sidecar::quit::Limits;
 
 /// Everything a run needs, decided.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// `None` only after a usage error that left no subcommand or COMMAND (a run, then).
     pub action: Option<Action>,
+    pub wait: WaitPlan,
+    pub task: TaskPlan,
+    pub quit: QuitPlan,
+    pub report: Report,
+}
+
+/// What to wait for, for how long, and what to do when that runs out.
+#[derive(Clone, Debug)]
+pub struct WaitPlan {
     pub sidecar: Sidecar,
     /// The longest wait for the sidecar.
     pub timeout: Duration,
     pub on_timeout: OnTimeout,
-    pub keep: Keep,
-    /// After a quit was taken, how long a sidecar seen in /proc may take to exit.
-    pub quit_wait: Duration,
-    /// The most that the quit requests may take in all.
-    pub quit_budget: Duration,
-    /// After the wait gave up, how long to keep trying to quit a sidecar that comes late.
-    pub quit_window: Duration,
+}
+
+/// How the task is run: its signals, its process group, what its exit code means.
+#[derive(Clone, Debug)]
+pub struct TaskPlan {
     pub forwarding: Forwarding,
     /// After the task exits, how long its process group may take to go after a TERM.
     pub grace: Duration,
@@ -36,6 +43,19 @@ pub struct Plan {
     pub success_codes: Vec<u8>,
     /// Once the task runs, FROM is forwarded as TO (0: dropped).
     pub rewrites: Vec<(libc::c_int, libc::c_int)>,
+}
+
+/// Whether the sidecar is quit at the end, and within which limits.
+#[derive(Clone, Copy, Debug)]
+pub struct QuitPlan {
+    pub keep: Keep,
+    pub limits: Limits,
+}
+
+/// What the run says besides its work: the log, the notes of the start, the summary, the
+/// termination message.
+#[derive(Clone, Debug)]
+pub struct Report {
     /// env_logger's filter.
     pub log: String,
     pub log_format: Format,
@@ -50,69 +70,48 @@ pub struct Plan {
     pub left_out: Vec<String>,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_SIDECAR_GRACE: Duration = Duration::from_secs(5);
-pub const DEFAULT_QUIT_WAIT: Duration = Duration::from_secs(2);
-pub const DEFAULT_QUIT_BUDGET: Duration = Duration::from_secs(4);
-pub const DEFAULT_QUIT_WINDOW: Duration = Duration::from_secs(10);
-pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
-const ISTIO_QUIT_DEFAULT: &str = "http://127.0.0.1:15020";
-
 pub fn resolve(settings: &Settings) -> Plan {
-    let legacy = &settings.legacy;
-    let (legacy_timeout, legacy_on_timeout) = legacy_limit(legacy);
-    let legacy_keep = if legacy.never_kill {
-        Some(Keep::Always)
-    } else {
-        legacy.keep_on_failure.then_some(Keep::OnFailure)
-    };
     let sidecar = sidecar(settings);
     let linkerd_note = linkerd_note(settings, &sidecar);
     Plan {
         action: settings.action.clone(),
-        sidecar,
-        timeout: settings
-            .timeout
-            .or(legacy_timeout)
-            .unwrap_or(DEFAULT_TIMEOUT),
-        on_timeout: settings
-            .on_timeout
-            .or(legacy_on_timeout)
-            .unwrap_or(OnTimeout::Fail),
-        keep: settings.keep.or(legacy_keep).unwrap_or(Keep::Never),
-        quit_wait: settings.quit_wait.unwrap_or(DEFAULT_QUIT_WAIT),
-        quit_budget: settings
-            .quit_budget
-            .or(legacy.quit_budget)
-            .unwrap_or(DEFAULT_QUIT_BUDGET),
-        quit_window: settings.quit_window.unwrap_or(DEFAULT_QUIT_WINDOW),
-        forwarding: match settings.process_group {
-            Some(true) => Forwarding::Group,
-            _ => Forwarding::Process,
+        wait: WaitPlan {
+            sidecar,
+            timeout: settings.timeout.unwrap_or(default::TIMEOUT),
+            on_timeout: settings.on_timeout.unwrap_or(default::ON_TIMEOUT),
         },
-        grace: settings.grace.unwrap_or(Duration::ZERO),
-        success_codes: settings.success_codes.clone().unwrap_or_default(),
-        rewrites: settings.rewrites.clone().unwrap_or_default(),
-        log: settings
-            .log
-            .clone()
-            .or(legacy.quiet.then(|| "error".to_owned()))
-            .unwrap_or_else(|| "info".to_owned()),
-        log_format: settings.log_format.unwrap_or(Format::Text),
-        termination_log: match settings.termination_log.as_deref() {
-            None => Some(PathBuf::from(DEFAULT_TERMINATION_LOG)),
-            Some("") => None,
-            Some(path) => Some(PathBuf::from(path)),
+        task: TaskPlan {
+            forwarding: match settings.process_group.unwrap_or(default::PROCESS_GROUP) {
+                true => Forwarding::Group,
+                false => Forwarding::Process,
+            },
+            grace: settings.grace.unwrap_or(default::GRACE),
+            success_codes: settings.success_codes.clone().unwrap_or_default(),
+            rewrites: settings.rewrites.clone().unwrap_or_default(),
         },
-        warnings: warnings(settings),
-        notes: legacy_note(settings)
-            .into_iter()
-            .chain(linkerd_note)
-            .collect(),
-        left_out: (!legacy.tls_left_out.is_empty())
-            .then(|| format!("GENERIC_QUIT_ENDPOINTS {}", legacy.tls_left_out.join(" ")))
-            .into_iter()
-            .collect(),
+        quit: QuitPlan {
+            keep: settings.keep.unwrap_or(default::KEEP_SIDECAR),
+            limits: Limits {
+                budget: settings.quit_budget.unwrap_or(default::QUIT_BUDGET),
+                wait: settings.quit_wait.unwrap_or(default::QUIT_WAIT),
+                window: settings.quit_window.unwrap_or(default::QUIT_WINDOW),
+            },
+        },
+        report: Report {
+            log: settings
+                .log
+                .clone()
+                .unwrap_or_else(|| default::LOG.name().to_owned()),
+            log_format: settings.log_format.unwrap_or(default::LOG_FORMAT),
+            termination_log: match settings.termination_log.as_deref() {
+                None => Some(PathBuf::from(default::TERMINATION_LOG)),
+                Some("") => None,
+                Some(path) => Some(PathBuf::from(path)),
+            },
+            warnings: settings.warnings.clone(),
+            notes: settings.notes.iter().cloned().chain(linkerd_note).collect(),
+            left_out: settings.left_out.clone(),
+        },
     }
 }
 
@@ -136,70 +135,19 @@ fn linkerd_note(settings: &Settings, sidecar: &Sidecar) -> Option<String> {
     }
 }
 
-fn warnings(settings: &Settings) -> Vec<String> {
-    let mut warnings = settings.warnings.clone();
-    for tls in &settings.legacy.tls_left_out {
-        warnings.push(format!(
-            "GENERIC_QUIT_ENDPOINTS: {tls} left out (meshinit has no TLS: it will not be told)"
-        ));
-    }
-    warnings
-}
-
-/// One line naming the old variables that were set and what each decides, below the flags
-/// and `MESHINIT_*` variables (the values show in the lines about the wait and the quit).
-fn legacy_note(settings: &Settings) -> Option<String> {
-    let legacy = &settings.legacy;
-    if legacy.set.is_empty() {
-        return None;
-    }
-    let decided: Vec<String> = legacy
-        .set
-        .iter()
-        .map(|(name, decides)| format!("{name}: {decides}"))
-        .collect();
-    let sidecar = match (settings.mesh, &legacy.admin) {
-        (Some(_), _) => "the sidecar is --mesh's",
-        (None, Some(_)) => "the sidecar is ENVOY_ADMIN_API's",
-        (None, None) => {
-            "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
-             MESHINIT_MESH chooses a sidecar)"
-        }
-    };
-    Some(format!(
-        "scuttle's or envoy-preflight's variables set, below flags and MESHINIT_* ({}); {sidecar}",
-        decided.join("; ")
-    ))
-}
-
-/// scuttle started the task when WAIT_FOR_ENVOY_TIMEOUT ran out and gave up when
-/// QUIT_WITHOUT_ENVOY_TIMEOUT did; whichever is shorter decides.
-fn legacy_limit(legacy: &Legacy) -> (Option<Duration>, Option<OnTimeout>) {
-    match (legacy.wait_timeout, legacy.quit_timeout) {
-        (Some(wait), Some(quit)) if quit < wait => (Some(quit), Some(OnTimeout::Fail)),
-        (Some(wait), _) => (Some(wait), Some(OnTimeout::Start)),
-        (None, Some(quit)) => (Some(quit), Some(OnTimeout::Fail)),
-        (None, None) => (None, None),
-    }
-}
-
 fn sidecar(settings: &Settings) -> Sidecar {
-    let legacy = &settings.legacy;
     let adjust = |endpoints| overridden(endpoints, settings);
     let endpoints_given = settings.ready_urls.is_some()
         || settings.quit_urls.is_some()
         || settings.executables.is_some();
-    let mesh = match (settings.mesh, &legacy.admin) {
-        (Some(mesh), _) => mesh,
-        (None, Some(admin)) => return Sidecar::Known(adjust(legacy_endpoints(admin, legacy))),
-        // scuttle without ENVOY_ADMIN_API neither waited nor quit.
-        (None, None) if !legacy.set.is_empty() => Mesh::None,
+    let mesh = match settings.mesh {
+        Some(mesh) => mesh,
         // Endpoints without a mesh replace Istio's, as they always did.
-        (None, None) if endpoints_given => Mesh::Istio,
+        None if endpoints_given => Mesh::Istio,
         // Nothing configured: a pod may have a sidecar (or be in ambient mode, or not be
         // injected) and is searched briefly; outside Kubernetes there is none to wait for.
-        (None, None) if settings.in_kubernetes => Mesh::Auto,
-        (None, None) => Mesh::None,
+        None if settings.in_kubernetes => Mesh::Auto,
+        None => Mesh::None,
     };
     match mesh {
         Mesh::Auto => {
@@ -213,7 +161,7 @@ fn sidecar(settings: &Settings) -> Sidecar {
             Sidecar::Search {
                 all,
                 candidates,
-                look_for: settings.sidecar_grace.unwrap_or(DEFAULT_SIDECAR_GRACE),
+                look_for: settings.sidecar_grace.unwrap_or(default::SIDECAR_GRACE),
             }
         }
         mesh => match adjust(presets::preset(mesh)).known() {
@@ -242,11 +190,7 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
     if let Some(executables) = &settings.executables {
         endpoints.executables = executables.clone();
     }
-    if !settings
-        .kill_fallback
-        .or(settings.legacy.fallback_pkill)
-        .unwrap_or(true)
-    {
+    if !settings.kill_fallback.unwrap_or(default::KILL_FALLBACK) {
         endpoints.executables.clear();
     }
     // linkerd-await's switch: Linkerd is found by its readiness endpoint, not waited for.
@@ -257,15 +201,7 @@ fn overridden(mut endpoints: Endpoints, settings: &Settings) -> Endpoints {
     if let Some(also) = &settings.also_ready {
         endpoints.ready.extend(also.iter().cloned());
     }
-    endpoints.notify = settings.legacy.notify.clone();
-    if let Some(also) = &settings.also_quit {
-        endpoints.notify.extend(also.iter().cloned());
-    }
-    // The maintained scuttle fork's GENERIC_QUIT_ONLY: only the generic endpoints are told.
-    if settings.legacy.generic_quit_only {
-        endpoints.quit.clear();
-        endpoints.executables.clear();
-    }
+    endpoints.notify = settings.also_quit.clone().unwrap_or_default();
     endpoints
 }
 
@@ -293,49 +229,6 @@ fn merged(candidates: &[Endpoints]) -> Endpoints {
         }
     }
     all
-}
-
-/// What ENVOY_ADMIN_API and its companions describe.
-fn legacy_endpoints(admin: &str, legacy: &Legacy) -> Endpoints {
-    let mut endpoints = Endpoints {
-        mesh: "istio",
-        ..Endpoints::default()
-    };
-    if !legacy.skip_wait {
-        endpoints.ready.push(legacy_readiness_url(admin));
-    }
-    // scuttle never quits a sidecar that is not on this machine.
-    if url::is_loopback(admin) {
-        let istio = legacy.istio_quit.as_deref().unwrap_or(ISTIO_QUIT_DEFAULT);
-        let envoy = legacy
-            .envoy_kill
-            .clone()
-            .unwrap_or_else(|| format!("{admin}/quitquitquit"));
-        for url in [format!("{istio}/quitquitquit"), envoy] {
-            if !endpoints.quit.iter().any(|q| q.url == url) {
-                endpoints.quit.push(QuitUrl {
-                    url,
-                    on_refusal: None,
-                });
-            }
-        }
-        endpoints.executables = ISTIO_EXECUTABLES.map(str::to_owned).to_vec();
-    }
-    endpoints
-}
-
-/// Envoy's admin is polled on /ready, which is 200 exactly when /server_info says LIVE.
-/// scuttle users who pointed ENVOY_ADMIN_API at pilot-agent (15020/15021) waited forever;
-/// pilot-agent's own readiness path is used there instead.
-fn legacy_readiness_url(admin: &str) -> String {
-    let port = admin
-        .parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| u.port_u16());
-    match port {
-        Some(15020) | Some(15021) => format!("{admin}/healthz/ready"),
-        _ => format!("{admin}/ready"),
-    }
 }
 
 #[cfg(test)]

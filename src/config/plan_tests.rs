@@ -13,7 +13,7 @@ fn plan(args: &[&str], vars: &[(&str, &str)]) -> Plan {
 }
 
 fn known(plan: &Plan) -> &Endpoints {
-    match &plan.sidecar {
+    match &plan.wait.sidecar {
         Sidecar::Known(endpoints) => endpoints,
         other => panic!("not one known sidecar: {other:?}"),
     }
@@ -25,15 +25,18 @@ fn quit_urls(endpoints: &Endpoints) -> Vec<&str> {
 
 #[test]
 fn zero_configuration_depends_on_where_it_runs() {
-    assert_eq!(plan(&[], &[]).sidecar, Sidecar::Absent);
+    assert_eq!(plan(&[], &[]).wait.sidecar, Sidecar::Absent);
     let in_pod = [("KUBERNETES_SERVICE_HOST", "10.96.0.1")];
-    let Sidecar::Search { look_for, .. } = plan(&[], &in_pod).sidecar else {
+    let Sidecar::Search { look_for, .. } = plan(&[], &in_pod).wait.sidecar else {
         panic!("a pod without configuration searches");
     };
-    assert_eq!(look_for, DEFAULT_SIDECAR_GRACE);
+    assert_eq!(look_for, default::SIDECAR_GRACE);
     // Anything that names the sidecar is explicit, wherever it runs.
     assert_eq!(known(&plan(&["--mesh", "envoy"], &[])).mesh, "envoy");
-    assert_eq!(plan(&["--mesh=none"], &in_pod).sidecar, Sidecar::Absent);
+    assert_eq!(
+        plan(&["--mesh=none"], &in_pod).wait.sidecar,
+        Sidecar::Absent
+    );
     let p = plan(&["--ready-url", "http://127.0.0.1:9/r"], &[]);
     assert_eq!(known(&p).ready, ["http://127.0.0.1:9/r"]);
     assert_eq!(known(&p).mesh, "istio");
@@ -46,24 +49,30 @@ fn istio_preset_and_defaults() {
     assert_eq!(e.ready, ["http://127.0.0.1:15020/healthz/ready"]);
     assert_eq!(quit_urls(e).len(), 2);
     assert_eq!(
-        (p.timeout, p.on_timeout, p.keep, p.quit_wait, p.grace),
         (
-            DEFAULT_TIMEOUT,
+            p.wait.timeout,
+            p.wait.on_timeout,
+            p.quit.keep,
+            p.quit.limits.wait,
+            p.task.grace
+        ),
+        (
+            default::TIMEOUT,
             OnTimeout::Fail,
             Keep::Never,
-            DEFAULT_QUIT_WAIT,
+            default::QUIT_WAIT,
             Duration::ZERO
         )
     );
     assert_eq!(
-        (p.forwarding, p.log),
+        (p.task.forwarding, p.report.log),
         (Forwarding::Process, "info".to_owned())
     );
 }
 
 #[test]
 fn none_is_absent_unless_something_is_given() {
-    assert_eq!(plan(&["--mesh", "none"], &[]).sidecar, Sidecar::Absent);
+    assert_eq!(plan(&["--mesh", "none"], &[]).wait.sidecar, Sidecar::Absent);
     let p = plan(&["--mesh=none", "--sidecar-exe", "/bin/envoy"], &[]);
     assert_eq!(known(&p).executables, ["/bin/envoy"]);
 }
@@ -75,9 +84,9 @@ fn auto_quits_each_endpoint_once_with_its_own_hint() {
         candidates,
         look_for,
         all,
-    } = &p.sidecar
+    } = &p.wait.sidecar
     else {
-        panic!("{:?}", p.sidecar)
+        panic!("{:?}", p.wait.sidecar)
     };
     assert_eq!(*look_for, Duration::from_secs(2));
     let names: Vec<&str> = candidates.iter().map(|c| c.mesh).collect();
@@ -123,7 +132,7 @@ fn flags_win_over_variables_and_lists_replace() {
         e.quit[0].on_refusal.is_some(),
         "a Linkerd URL keeps the hint"
     );
-    assert_eq!(p.timeout, Duration::from_secs(3));
+    assert_eq!(p.wait.timeout, Duration::from_secs(3));
     let p = plan(&["--mesh", "istio", "--kill-fallback=false"], &[]);
     assert!(known(&p).executables.is_empty());
 }
@@ -148,9 +157,9 @@ fn scuttle_with_istio_quit_api() {
             "http://127.0.0.1:15000/quitquitquit"
         ]
     );
-    assert_eq!(p.timeout, Duration::from_secs(90));
-    assert_eq!(p.on_timeout, OnTimeout::Start);
-    assert_eq!(p.keep, Keep::OnFailure);
+    assert_eq!(p.wait.timeout, Duration::from_secs(90));
+    assert_eq!(p.wait.on_timeout, OnTimeout::Start);
+    assert_eq!(p.quit.keep, Keep::OnFailure);
 }
 
 #[test]
@@ -169,23 +178,17 @@ fn meshinit_variables_win_over_scuttles() {
     );
     assert_eq!(known(&p).mesh, "envoy");
     assert_eq!(
-        (p.timeout, p.on_timeout),
+        (p.wait.timeout, p.wait.on_timeout),
         (Duration::from_secs(90), OnTimeout::Fail)
     );
-    assert_eq!(p.keep, Keep::Never);
-    assert_eq!(p.log, "error");
-}
-
-#[test]
-fn admin_pointed_at_pilot_agent_uses_its_readiness_path() {
-    let p = plan(&[], &[("ENVOY_ADMIN_API", "http://127.0.0.1:15020")]);
-    assert_eq!(known(&p).ready, ["http://127.0.0.1:15020/healthz/ready"]);
+    assert_eq!(p.quit.keep, Keep::Never);
+    assert_eq!(p.report.log, "error");
 }
 
 #[test]
 fn scuttle_variables_without_admin_mean_no_sidecar() {
     let p = plan(&[], &[("NEVER_KILL_ISTIO", "false")]);
-    assert_eq!(p.sidecar, Sidecar::Absent);
+    assert_eq!(p.wait.sidecar, Sidecar::Absent);
 }
 
 #[test]
@@ -216,9 +219,9 @@ fn envoy_preflight() {
         Some("http://localhost:9901/quitquitquit")
     );
     assert_eq!(e.notify, ["http://127.0.0.1:9/a"]);
-    assert_eq!(p.keep, Keep::OnFailure);
+    assert_eq!(p.quit.keep, Keep::OnFailure);
     assert_eq!(
-        (p.timeout, p.on_timeout),
+        (p.wait.timeout, p.wait.on_timeout),
         (Duration::from_secs(5), OnTimeout::Fail)
     );
 }
@@ -237,15 +240,15 @@ fn the_maintained_forks_variables() {
     let e = known(&p);
     assert!(e.quit.is_empty() && e.executables.is_empty());
     assert_eq!(e.notify, ["http://127.0.0.1:9/a"]);
-    assert_eq!(p.quit_budget, Duration::from_secs(10));
+    assert_eq!(p.quit.limits.budget, Duration::from_secs(10));
 }
 
 #[test]
 fn a_misspelt_variable_is_a_warning() {
     let p = plan(&[], &[("MESHINIT_TIMOUT", "5s")]);
-    assert_eq!(p.timeout, DEFAULT_TIMEOUT);
-    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert!(p.warnings[0].contains("MESHINIT_TIMEOUT"));
+    assert_eq!(p.wait.timeout, default::TIMEOUT);
+    assert_eq!(p.report.warnings.len(), 1, "{:?}", p.report.warnings);
+    assert!(p.report.warnings[0].contains("MESHINIT_TIMEOUT"));
 }
 
 #[test]
@@ -257,13 +260,13 @@ fn zero_wait_keeps_the_finite_default() {
             ("WAIT_FOR_ENVOY_TIMEOUT", "0"),
         ],
     );
-    assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(p.wait.timeout, default::TIMEOUT);
 }
 
 #[test]
 fn one_note_names_each_old_variable_and_what_it_decides() {
-    assert!(plan(&[], &[]).notes.is_empty());
-    let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).notes.remove(0);
+    assert!(plan(&[], &[]).report.notes.is_empty());
+    let note = |args: &[&str], vars: &[(&str, &str)]| plan(args, vars).report.notes.remove(0);
     let n = note(&[], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
     assert!(n.contains("(QUIT_REQUEST_TIMEOUT: the quit budget)"), "{n}");
     assert!(
@@ -320,8 +323,8 @@ fn other_sidecars_come_besides_the_mesh_and_linkerd_await_only_finds() {
     assert_eq!(known(&p).ready, ["http://127.0.0.1:9090/readiness"]);
     // A search that finds nothing still waits for it.
     let p = plan(&also, &[("KUBERNETES_SERVICE_HOST", "10.96.0.1")]);
-    let Sidecar::Search { all, .. } = &p.sidecar else {
-        panic!("{:?}", p.sidecar);
+    let Sidecar::Search { all, .. } = &p.wait.sidecar else {
+        panic!("{:?}", p.wait.sidecar);
     };
     assert_eq!(all.ready, ["http://127.0.0.1:9090/readiness"]);
     // linkerd-await's switch: no wait for Linkerd, the quit stays; found by auto, not waited.
@@ -329,10 +332,10 @@ fn other_sidecars_come_besides_the_mesh_and_linkerd_await_only_finds() {
     let p = plan(&["--mesh", "linkerd"], &off);
     assert!(known(&p).ready.is_empty());
     assert_eq!(quit_urls(known(&p)), ["http://127.0.0.1:4191/shutdown"]);
-    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    assert_eq!(p.report.notes.len(), 1, "{:?}", p.report.notes);
     let p = plan(&["--mesh", "auto"], &off);
-    let Sidecar::Search { candidates, .. } = &p.sidecar else {
-        panic!("{:?}", p.sidecar);
+    let Sidecar::Search { candidates, .. } = &p.wait.sidecar else {
+        panic!("{:?}", p.wait.sidecar);
     };
     let linkerd = candidates.iter().find(|c| c.mesh == "linkerd").unwrap();
     assert!(linkerd.pending_after_first(true).is_empty());

@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::compat::Legacy;
 use crate::logging::Format;
 
 /// What to do once configured.
@@ -73,8 +72,8 @@ words! {
 }
 
 /// Everything the command line and the environment said. Precedence, lowest first:
-/// scuttle's and envoy-preflight's variables (`legacy`, combined in `plan`), `MESHINIT_*`
-/// variables, flags (the later source overwrites the field).
+/// scuttle's and envoy-preflight's variables (`compat` fills what the others left unset),
+/// `MESHINIT_*` variables, flags (the later source overwrites the field).
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// The subcommand, or the COMMAND to run; `None` while neither was given.
@@ -105,13 +104,16 @@ pub struct Settings {
     pub log_format: Option<Format>,
     /// The raw path; empty turns the termination message off.
     pub termination_log: Option<String>,
-    pub legacy: Legacy,
     /// KUBERNETES_SERVICE_HOST is set: the kubelet started this container.
     pub in_kubernetes: bool,
     /// linkerd-await's LINKERD_AWAIT_DISABLED or LINKERD_DISABLED, when set (not empty).
     pub linkerd_disabled: Option<&'static str>,
     /// What was read but looks like a mistake (a misspelt variable), for the log.
     pub warnings: Vec<String>,
+    /// What scuttle's and envoy-preflight's variables decided, said once at the start.
+    pub notes: Vec<String>,
+    /// What the configuration named but the run leaves out, for the summary line.
+    pub left_out: Vec<String>,
 }
 
 #[cfg(test)]

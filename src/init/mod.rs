@@ -10,6 +10,7 @@
 //! while it waits, looks a name up, and supervises the task.
 
 pub mod child;
+pub mod command;
 pub mod signals;
 pub mod supervisor;
 

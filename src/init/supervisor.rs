@@ -179,6 +179,18 @@ pub fn pause(signals: &Signals, limit: Duration) -> Option<libc::c_int> {
     }
 }
 
+/// As `pause` when meshinit holds its signals; else (a run that a usage error ended before
+/// it took them) a plain sleep.
+pub fn pause_or_sleep(signals: Option<&Signals>, limit: Duration) -> Option<libc::c_int> {
+    match signals {
+        Some(signals) => pause(signals, limit),
+        None => {
+            std::thread::sleep(limit);
+            None
+        }
+    }
+}
+
 /// Reaps every child that has exited. Returns how `task` ended if it was among them.
 pub fn reap(task: Option<libc::pid_t>) -> Option<Ended> {
     let mut task_code = None;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod endpoints;
+mod fallback;
 mod lookup;
 mod procscan;
 pub mod quit;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{Client, Reply};
 use super::endpoints::{Endpoints, QuitUrl, ANY_MESH};
-use super::procscan;
+use super::fallback;
 use super::url;
 use crate::init::signals::{self, Signals};
 use crate::init::supervisor;
@@ -15,22 +15,31 @@ use crate::logging::{millis, Level};
 /// How often the list of endpoints is tried when they fail (not when nothing listens).
 const ROUNDS: usize = 3;
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(100);
-/// How often /proc is read while a sidecar that took the quit is exiting.
-const CONFIRM_POLL: Duration = Duration::from_millis(2);
 /// The pause between attempts while nothing listens, within the window.
 const WINDOW_PAUSE: Duration = Duration::from_millis(100);
 /// The least time one request is given while the budget lasts.
 const FLOOR: Duration = Duration::from_millis(100);
 
-/// How long quitting may take.
+/// How long quitting may take: --quit-budget, --quit-wait, --quit-window.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// The most that one attempt's requests may take, whatever the endpoints do.
     pub budget: Duration,
-    /// After an endpoint took the quit, how long a sidecar seen in /proc may take to exit.
-    pub confirm: Duration,
+    /// After an endpoint took the quit, how long a sidecar seen in /proc may take to exit
+    /// (--quit-wait).
+    pub wait: Duration,
     /// While nothing listens, how long to keep asking (0: one attempt).
     pub window: Duration,
+}
+
+impl Limits {
+    /// One attempt, no window: for a sidecar known to have had its chance to come.
+    pub fn once(self) -> Limits {
+        Limits {
+            window: Duration::ZERO,
+            ..self
+        }
+    }
 }
 
 /// What one attempt came to.
@@ -83,14 +92,14 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         attempts += 1;
         match outcome {
             Attempt::Took | Attempt::Gone => {
-                confirm_exit(sidecar, limits.confirm, signals);
+                fallback::confirm_exit(sidecar, limits.wait, signals);
                 return true;
             }
             // The window is for a sidecar that cannot be seen: a chosen mesh's that /proc
             // shows while nothing listens (its status port disabled, or not up yet) gets the
             // fallback now.
             Attempt::NobodyThere
-                if attempts == 1 && sidecar.mesh != ANY_MESH && visible(sidecar) =>
+                if attempts == 1 && sidecar.mesh != ANY_MESH && fallback::visible(sidecar) =>
             {
                 break true
             }
@@ -124,7 +133,7 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
         }
         return false;
     }
-    fall_back(sidecar)
+    fallback::terminate(sidecar)
 }
 
 /// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, --also-quit;
@@ -286,7 +295,7 @@ fn attempt<'a>(
             break;
         }
         // Meshinit is ending already: a termination signal now changes nothing.
-        let _ = nap(signals, BETWEEN_ROUNDS);
+        let _ = supervisor::pause_or_sleep(signals, BETWEEN_ROUNDS);
     }
     if anyone_there {
         Attempt::Failed
@@ -310,24 +319,11 @@ fn say_refused(refused: &[String], level: Level) {
     }
 }
 
-/// Pauses up to `limit` in the one pause of a run without a task (orphans are reaped
-/// meanwhile; it may end early) when meshinit holds its signals, else sleeps. Returns a
-/// termination signal that arrived.
-fn nap(signals: Option<&Signals>, limit: Duration) -> Option<libc::c_int> {
-    match signals {
-        Some(signals) => supervisor::pause(signals, limit),
-        None => {
-            std::thread::sleep(limit);
-            None
-        }
-    }
-}
-
 /// Pauses before the next attempt within the window; false when the window should end (a
 /// termination signal arrived, or the window is over).
 fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
     let pause = WINDOW_PAUSE.min(window_end.saturating_duration_since(Instant::now()));
-    match nap(signals, pause) {
+    match supervisor::pause_or_sleep(signals, pause) {
         Some(sig) => {
             info!(
                 "SIG{} while waiting for a late sidecar: giving up on it",
@@ -336,66 +332,5 @@ fn pause(window_end: Instant, signals: Option<&Signals>) -> bool {
             false
         }
         None => true,
-    }
-}
-
-/// Whether /proc shows one of the sidecar's processes (a shared process namespace).
-fn visible(sidecar: &Endpoints) -> bool {
-    !sidecar.executables.is_empty() && !procscan::find(&sidecar.executables).processes.is_empty()
-}
-
-/// Waits up to `confirm` for the sidecar's processes that /proc shows to exit; SIGTERMs
-/// them when they do not. Nothing visible, nothing to wait for.
-fn confirm_exit(sidecar: &Endpoints, confirm: Duration, signals: Option<&Signals>) {
-    if sidecar.executables.is_empty() || confirm.is_zero() {
-        return;
-    }
-    let visible = procscan::find(&sidecar.executables).processes;
-    if visible.is_empty() {
-        return;
-    }
-    let deadline = Instant::now() + confirm;
-    while Instant::now() < deadline {
-        if !visible.iter().any(|(pid, _)| procscan::running(*pid)) {
-            debug!("the sidecar's processes have exited");
-            return;
-        }
-        // Short: meshinit's container must end right after the sidecar's, or a kubelet
-        // that sees a native sidecar exited while this container runs restarts it.
-        let _ = nap(signals, CONFIRM_POLL);
-    }
-    warn!(
-        "the sidecar took the quit but still runs after {}ms",
-        millis(confirm)
-    );
-    fall_back(sidecar);
-}
-
-fn fall_back(sidecar: &Endpoints) -> bool {
-    match procscan::terminate(&sidecar.executables) {
-        procscan::Outcome::Signalled(list) => {
-            for (pid, exe) in list {
-                info!(
-                    phase = "quit", pid = pid, executable = exe.as_str();
-                    "sent SIGTERM to {exe} (pid {pid}) found in /proc"
-                );
-            }
-            true
-        }
-        // After an endpoint closed without an answer the sidecar may well be gone: say
-        // only what is known.
-        procscan::Outcome::NoneVisible => {
-            warn!(
-                "no quit endpoint answered 2xx, and no process running {} is visible in \
-                 /proc: the sidecar may have exited or may still run (with \
-                 shareProcessNamespace: true meshinit can check, and signal it)",
-                sidecar.executables.join(" or ")
-            );
-            false
-        }
-        procscan::Outcome::Failed(problems) => {
-            warn!("sidecar not stopped: {}", problems.join("; "));
-            false
-        }
     }
 }
