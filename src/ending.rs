@@ -19,6 +19,8 @@ pub mod exit {
     pub const UNAVAILABLE: u8 = 69;
     /// sysexits EX_SOFTWARE: meshinit itself failed.
     pub const SOFTWARE: u8 = 70;
+    /// sysexits EX_CANTCREAT: `install` could not write its copy.
+    pub const CANNOT_CREATE: u8 = 73;
     /// The shell's code for a command that exists but cannot be run.
     pub const CANNOT_RUN: u8 = 126;
     /// The shell's code for a command that is not found.
@@ -52,6 +54,7 @@ pub enum Source {
     Internal,
     Ready,
     Quit,
+    Install,
 }
 
 impl Source {
@@ -65,6 +68,7 @@ impl Source {
             Source::Internal => "internal",
             Source::Ready => "wait",
             Source::Quit => "quit",
+            Source::Install => "install",
         }
     }
 }

@@ -14,6 +14,7 @@ mod logging;
 mod config;
 mod ending;
 mod init;
+mod install;
 mod run;
 mod sidecar;
 

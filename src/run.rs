@@ -7,6 +7,7 @@ mod end;
 mod task;
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{Action, Plan, Report, UsageError, WaitPlan};
@@ -15,8 +16,10 @@ use crate::init::child::{self, Child};
 use crate::init::command::{self, SpawnError};
 use crate::init::signals::Signals;
 use crate::init::supervisor;
+use crate::install;
 use crate::sidecar::endpoints::Sidecar;
 use crate::sidecar::quit::{self, Limits};
+use crate::sidecar::shared::{self, Member};
 use crate::sidecar::wait::{self, Waited};
 use end::Seen;
 
@@ -28,9 +31,13 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
     // Until the wait says otherwise, the sidecar is the one configured, not yet asked.
     let mut sidecar = Seen::unasked(&plan.wait.sidecar);
     let mut held: Option<Signals> = None;
+    let mut member: Option<Member> = None;
     let ending = 'run: {
         if let Some(error) = usage_error {
             break 'run Ending::new(exit::USAGE, Source::Usage).because(error.to_string());
+        }
+        if let Some(Action::Install(Some(dir))) = &plan.action {
+            break 'run install::install(Path::new(dir));
         }
         let signals = match Signals::take_over() {
             Ok(signals) => held.insert(signals),
@@ -43,9 +50,19 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
             Some(Action::Quit) => {
                 break 'run quit_only(&plan.wait.sidecar, plan.quit.limits, signals, &mut took)
             }
-            // parse refuses a run without a COMMAND.
-            None => break 'run internal("no COMMAND".to_owned()),
+            // parse refuses a run without a COMMAND, and install without a DIR.
+            None | Some(Action::Install(_)) => break 'run internal("no COMMAND".to_owned()),
         };
+        // Before anything can fail: a container that ended early counts as ended.
+        if let Some(shared) = &plan.shared {
+            match shared::join(shared, plan.wait.timeout) {
+                Ok(joined) => member = Some(joined),
+                Err(reason) => {
+                    error!("{reason}");
+                    break 'run Ending::new(exit::USAGE, Source::Usage).because(reason);
+                }
+            }
+        }
         // A typo in the command fails now, not after the whole wait for the sidecar.
         if let Err(err) = command::find(command) {
             break 'run cannot_run(&err);
@@ -68,7 +85,8 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
     };
     // `wait` never quits, and `quit` has quit already.
     if let Some(Action::Run(_)) | None = plan.action {
-        took.quit = end::quit_or_keep(&plan.quit, &sidecar, ending.code, held.as_ref());
+        let signals = held.as_ref();
+        took.quit = end::quit_or_keep(&plan.quit, &sidecar, ending.code, signals, member);
     }
     conclude(&plan.report, &plan.action, &ending, &took)
 }
@@ -154,7 +172,9 @@ fn conclude(report: &Report, action: &Option<Action>, ending: &Ending, took: &To
     // task, so its reasons are no container's to report.
     let termination_log = match action {
         Some(Action::Quit) => None,
-        Some(Action::Run(_) | Action::Wait) | None => report.termination_log.as_deref(),
+        Some(Action::Run(_) | Action::Wait | Action::Install(_)) | None => {
+            report.termination_log.as_deref()
+        }
     };
     ending.conclude(took, termination_log, &report.left_out)
 }

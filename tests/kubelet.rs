@@ -27,6 +27,10 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NODE: &str = "meshinit";
 const TASK_IMAGE: &str = "localhost/meshinit-test/task:1";
 const PROXY_IMAGE: &str = "localhost/meshinit-test/istio-proxy:1";
+/// The release image's layout: `/meshinit` alone, nothing else (FROM scratch).
+const MESHINIT_IMAGE: &str = "localhost/meshinit-test/meshinit:1";
+/// A task's image without meshinit: busybox only.
+const PLAIN_IMAGE: &str = "localhost/meshinit-test/plain:1";
 
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -136,6 +140,18 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "linkerd_stand_in_is_found_and_shut_down",
         linkerd_stand_in_is_found_and_shut_down,
+    ),
+    (
+        "two_task_containers_share_one_sidecar",
+        two_task_containers_share_one_sidecar,
+    ),
+    (
+        "a_failing_task_container_fails_the_shared_pod_with_its_code",
+        a_failing_task_container_fails_the_shared_pod_with_its_code,
+    ),
+    (
+        "an_init_container_installs_meshinit",
+        an_init_container_installs_meshinit,
     ),
 ];
 
@@ -489,6 +505,26 @@ impl Node {
             r#"["/usr/local/bin/pilot-agent"]"#,
         ])
         .unwrap();
+        // The release image's layout, and an image without meshinit (meshinit install).
+        let alone = dir.join("meshinit-root");
+        std::fs::create_dir_all(&alone).unwrap();
+        std::fs::copy(common::bin(), alone.join("meshinit")).unwrap();
+        kubelet(&[
+            "image",
+            MESHINIT_IMAGE,
+            alone.to_str().unwrap(),
+            r#"["/meshinit"]"#,
+        ])
+        .unwrap();
+        let plain = dir.join("plain-root");
+        common::images::busybox_root(&plain, &["sh", "echo", "sleep"]);
+        kubelet(&[
+            "image",
+            PLAIN_IMAGE,
+            plain.to_str().unwrap(),
+            r#"["/bin/sh"]"#,
+        ])
+        .unwrap();
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -661,6 +697,64 @@ fn container(name: &str, image: &str, command: &[&str]) -> String {
 
 fn yaml_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A task container of a pod whose task containers share the sidecar: meshinit as `name`
+/// among `quit_after`, running `script`, the pod directory an emptyDir at /pod.
+fn sharing_task(name: &str, quit_after: &str, script: &str) -> String {
+    format!(
+        "  - name: {name}\n\
+         \x20   image: {TASK_IMAGE}\n\
+         \x20   imagePullPolicy: Never\n\
+         \x20   args: [sh, -c, {}]\n\
+         \x20   env:\n\
+         \x20   - {{name: KUBERNETES_SERVICE_HOST, value: 10.96.0.1}}\n\
+         \x20   - {{name: MESHINIT_NAME, value: {name}}}\n\
+         \x20   - {{name: MESHINIT_POD_DIR, value: /pod}}\n\
+         \x20   - {{name: MESHINIT_QUIT_AFTER, value: '{quit_after}'}}\n\
+         \x20   volumeMounts:\n\
+         \x20   - {{name: pod, mountPath: /pod}}\n",
+        yaml_string(script)
+    )
+}
+
+/// A Job pod with two task containers, `job` and `uploader`, that share istio-proxy (a
+/// regular container) and the pod directory; no shared process namespace.
+fn two_tasks_job(job: &str, uploader: &str) -> String {
+    format!(
+        "{}  volumes:\n  - {{name: pod, emptyDir: {{}}}}\n  containers:\n{}{}{}",
+        job_spec(10),
+        sharing_task("job", "job,uploader", job),
+        sharing_task("uploader", "job,uploader", uploader),
+        istio_proxy(false, "5s")
+    )
+}
+
+/// images/examples/install-job.yaml's shape: the meshinit image as an init container
+/// installs meshinit into an emptyDir, and the task's container, from an image without
+/// meshinit, runs it from there beside istio-proxy (a regular container).
+fn installed_job(script: &str) -> String {
+    format!(
+        "{}  volumes:\n  - {{name: meshinit-bin, emptyDir: {{}}}}\n  initContainers:\n\
+         \x20 - name: install-meshinit\n\
+         \x20   image: {MESHINIT_IMAGE}\n\
+         \x20   imagePullPolicy: Never\n\
+         \x20   command: [/meshinit, install, /meshinit-bin]\n\
+         \x20   volumeMounts:\n\
+         \x20   - {{name: meshinit-bin, mountPath: /meshinit-bin}}\n\
+         \x20 containers:\n\
+         \x20 - name: task\n\
+         \x20   image: {PLAIN_IMAGE}\n\
+         \x20   imagePullPolicy: Never\n\
+         \x20   command: [/meshinit-bin/meshinit, --, sh, -c, {}]\n\
+         \x20   env:\n\
+         \x20   - {{name: KUBERNETES_SERVICE_HOST, value: 10.96.0.1}}\n\
+         \x20   volumeMounts:\n\
+         \x20   - {{name: meshinit-bin, mountPath: /meshinit-bin}}\n{}",
+        job_spec(10),
+        yaml_string(script),
+        istio_proxy(false, "5s")
+    )
 }
 
 /// A Job pod with istio-proxy as a regular container, listed after the task (the order
@@ -921,10 +1015,60 @@ fn a_lone_sidecar_is_found_and_quit(node: &Node, pod: &str, name: &str, sidecar:
 /// A measured pod: its name in, its status and task exit → final phase (s) out.
 type Case<'a> = (&'a str, &'a dyn Fn(&str) -> (Pod, f64));
 
+/// Two task containers share the sidecar: the first to end leaves it up, the last quits
+/// it, and the pod completes.
+fn two_task_containers_share_one_sidecar(node: &Node) {
+    two_tasks(node, "two-tasks", "echo job done", "Succeeded", 0);
+}
+
+/// One task container fails: the pod fails, each container with its own code, and the
+/// last one still quits the sidecar.
+fn a_failing_task_container_fails_the_shared_pod_with_its_code(node: &Node) {
+    two_tasks(node, "two-tasks-fail", "exit 3", "Failed", 3);
+}
+
+/// The pod of `two_tasks_job` with `job` running `script`, the uploader ending 2 s later:
+/// `phase`, the job's `code`, the uploader's 0; only the uploader quits the sidecar.
+fn two_tasks(node: &Node, name: &str, script: &str, phase: &str, code: i32) {
+    let ran = node.run(
+        name,
+        &two_tasks_job(script, "sleep 2; echo uploaded"),
+        phase,
+    );
+    expect_exit(&ran.status, "job", code);
+    expect_exit(&ran.status, "uploader", 0);
+    let job = node.log(&ran.pod.name, "job");
+    let uploader = node.log(&ran.pod.name, "uploader");
+    assert!(
+        job.contains("leaving the sidecar running for uploader"),
+        "{job}"
+    );
+    assert!(!job.contains("sidecar quit via"), "{job}");
+    assert!(
+        uploader.contains("the last of the task containers to end"),
+        "{uploader}"
+    );
+    assert!(uploader.contains("sidecar quit via"), "{uploader}");
+}
+
+/// `meshinit install` from the FROM-scratch image into an emptyDir; the task's image has
+/// no meshinit of its own.
+fn an_init_container_installs_meshinit(node: &Node) {
+    let ran = node.run(
+        "installed",
+        &installed_job("echo installed task ran"),
+        "Succeeded",
+    );
+    expect_exit(&ran.status, "install-meshinit", 0);
+    expect_exit(&ran.status, "task", 0);
+    assert!(ran.log.contains("installed task ran"), "{}", ran.log);
+    assert!(ran.log.contains("sidecar quit via"), "{}", ran.log);
+}
+
 /// Each case `runs` times, one pod after another (those whose name contains `filter`).
 fn measure(node: &Node, runs: usize, filter: Option<&str>) {
     let mut figures: Vec<(&str, Vec<f64>, u32)> = Vec::new();
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         ("a pod without a sidecar (the kubelet's floor)", &|name| {
             let spec = format!(
                 "{}  containers:\n{}",
@@ -955,6 +1099,23 @@ fn measure(node: &Node, runs: usize, filter: Option<&str>) {
         (
             "Istio native sidecar, MESHINIT_MESH=none (the kubelet stops it)",
             &|name| native_run(node, name, &[("MESHINIT_MESH", "none")], false),
+        ),
+        (
+            "two task containers sharing istio-proxy (--quit-after), the last one's exit",
+            &|name| {
+                let spec = two_tasks_job("true", "sleep 1");
+                let ran = node.run(name, &spec, "Succeeded");
+                let ended = node.logged_at(&ran.pod.name, "uploader", "info: task exited");
+                (ran.status, ran.final_at - ended)
+            },
+        ),
+        (
+            "meshinit installed by an init container (meshinit install), Istio",
+            &|name| {
+                let ran = node.run(name, &installed_job("true"), "Succeeded");
+                let took = completion(node, &ran.pod.name, "info: task exited", ran.final_at);
+                (ran.status, took)
+            },
         ),
     ];
     for (what, case) in cases {

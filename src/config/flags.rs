@@ -35,11 +35,19 @@ pub fn read(
             lexopt::Arg::Long("version") | lexopt::Arg::Short('V') => {
                 return Ok(Some(Special::Version))
             }
+            lexopt::Arg::Value(dir) if settings.action == Some(Action::Install(None)) => {
+                settings.action = Some(Action::Install(Some(dir)));
+                continue;
+            }
             lexopt::Arg::Value(word) if settings.action.is_some() => {
+                let takes = match settings.action {
+                    Some(Action::Install(_)) => "install takes one DIR",
+                    _ => "wait and quit take no COMMAND",
+                };
                 return Err(UsageError::new(format!(
-                    "unexpected {}: wait and quit take no COMMAND; usage: {USAGE}",
+                    "unexpected {}: {takes}; usage: {USAGE}",
                     values::quoted(&word.to_string_lossy())
-                )))
+                )));
             }
             lexopt::Arg::Value(first) => {
                 let mut command = vec![first];
@@ -80,7 +88,7 @@ pub fn read(
     Ok(None)
 }
 
-/// The subcommand and where it stands: the first `wait` or `quit` among the options,
+/// The subcommand and where it stands: the first `wait`, `quit` or `install` among the options,
 /// before `--` and before the COMMAND (the first word that is neither an option nor an
 /// option's value). `meshinit --timeout 5s wait` waits, `meshinit -- wait` runs a program.
 /// An unknown option is taken to have a value unless the next word is `wait` or `quit`:
@@ -90,6 +98,7 @@ fn subcommand(args: &[OsString]) -> Option<(usize, Action)> {
     let action = |word: &str| match word {
         "wait" => Some(Action::Wait),
         "quit" => Some(Action::Quit),
+        "install" => Some(Action::Install(None)),
         _ => None,
     };
     let mut at = 0;

@@ -21,7 +21,19 @@ fn flags() -> Vec<String> {
             .filter_map(|o| o.short)
             .map(|c| format!("-{c}")),
     );
-    flags.extend(["--help", "--version", "--", "wait", "quit", "--bogus", "-x"].map(String::from));
+    flags.extend(
+        [
+            "--help",
+            "--version",
+            "--",
+            "wait",
+            "quit",
+            "install",
+            "--bogus",
+            "-x",
+        ]
+        .map(String::from),
+    );
     flags
 }
 
@@ -135,8 +147,10 @@ fn configuration_sources() {
                         .any(|c| message.contains(&format!("-{c}")))
             };
             let names_input = message.starts_with("missing COMMAND")
+                || (message.starts_with("missing DIR") && args.iter().any(|a| a == "install"))
                 || args.iter().any(short)
                 || message.contains("wait and quit take no COMMAND")
+                || message.contains("install takes one DIR")
                 || env.iter().any(|(n, _)| message.starts_with(n.as_str()))
                 || args.iter().any(|a| {
                     let flag = a.split('=').next().unwrap_or(a);

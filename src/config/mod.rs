@@ -64,7 +64,9 @@ pub fn parse(
     compat::lay_below(legacy, &mut settings);
     let error = match flags {
         Ok(Some(special)) => return Ok(Invocation::Special(special)),
-        Ok(None) => first_error.or_else(|| missing_command(&settings)),
+        Ok(None) => first_error
+            .or_else(|| missing_command(&settings))
+            .or_else(|| half_a_pod(&settings)),
         Err(err) => Some(err),
     };
     match error {
@@ -93,10 +95,33 @@ const KUBERNETES: &str = "KUBERNETES_SERVICE_HOST";
 const LINKERD_AWAIT_OFF: [&str; 2] = ["LINKERD_AWAIT_DISABLED", "LINKERD_DISABLED"];
 
 fn missing_command(settings: &Settings) -> Option<UsageError> {
-    settings.action.is_none().then(|| {
-        UsageError::new(format!(
-            "missing COMMAND: usage: {} (see meshinit --help)",
-            options::USAGE
-        ))
-    })
+    let missing = match settings.action {
+        None => "COMMAND",
+        Some(Action::Install(None)) => "DIR",
+        Some(_) => return None,
+    };
+    Some(UsageError::new(format!(
+        "missing {missing}: usage: {} (see meshinit --help)",
+        options::USAGE
+    )))
+}
+
+/// --name, --pod-dir and --quit-after share the sidecar only together: one without the
+/// others would quit it under the other task containers, or never.
+fn half_a_pod(settings: &Settings) -> Option<UsageError> {
+    let sources = [
+        ("MESHINIT_NAME (--name)", settings.name.is_some()),
+        ("MESHINIT_POD_DIR (--pod-dir)", settings.pod_dir.is_some()),
+        (
+            "MESHINIT_QUIT_AFTER (--quit-after)",
+            settings.quit_after.is_some(),
+        ),
+    ];
+    let (given, _) = sources.iter().find(|(_, given)| *given)?;
+    let (missing, _) = sources.iter().find(|(_, given)| !*given)?;
+    Some(UsageError::new(format!(
+        "{given} given without {missing}: the three go together (this container's name, the \
+         directory the task containers share, the ones that must end before the sidecar is \
+         quit)"
+    )))
 }

@@ -288,6 +288,48 @@ pub const OPTIONS: &[Opt] = &[
         ..BASE
     },
     Opt {
+        long: "name",
+        env: "MESHINIT_NAME",
+        value: Some("NAME"),
+        form: Form::Text(values::NAME_FORM),
+        help: "this container's name, with --pod-dir and --quit-after",
+        apply: |s, v| {
+            s.name = Some(word(values::container_name(v))?);
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "pod-dir",
+        env: "MESHINIT_POD_DIR",
+        value: Some("DIR"),
+        form: Form::Text(values::DIR_FORM),
+        help: "a directory the pod's task containers share (an emptyDir), where each \
+               one's meshinit says it runs",
+        apply: |s, v| {
+            if !v.starts_with('/') {
+                return Err(None);
+            }
+            s.pod_dir = Some(v.to_owned());
+            Ok(())
+        },
+        ..BASE
+    },
+    Opt {
+        long: "quit-after",
+        env: "MESHINIT_QUIT_AFTER",
+        value: Some("NAME"),
+        form: Form::Text(values::NAMES_FORM),
+        help: "the task containers that must all have ended before the sidecar is quit; \
+               the last one to end quits; repeatable",
+        apply: |s, v| {
+            extend(&mut s.quit_after, values::container_names(v).map_err(Some)?);
+            Ok(())
+        },
+        clear: Some(|s| s.quit_after = None),
+        ..BASE
+    },
+    Opt {
         long: "process-group",
         short: Some('g'),
         env: "MESHINIT_PROCESS_GROUP",
@@ -390,7 +432,8 @@ pub const OPTIONS: &[Opt] = &[
     },
 ];
 
-pub const USAGE: &str = "meshinit [OPTIONS] [--] COMMAND [ARG...] | meshinit wait|quit [OPTIONS]";
+pub const USAGE: &str =
+    "meshinit [OPTIONS] [--] COMMAND [ARG...] | meshinit wait|quit [OPTIONS] | meshinit install DIR";
 
 impl Opt {
     /// Reads `value`, given by `source` (the flag or the variable), into `settings`.
@@ -420,7 +463,8 @@ pub fn help() -> String {
         "meshinit {}: PID 1 for jobs in a service mesh\n\n\
          Usage: meshinit [OPTIONS] [--] COMMAND [ARG...]\n\
          \x20      meshinit wait [OPTIONS]   wait for the sidecar: exit 0 ready, 69 timed out\n\
-         \x20      meshinit quit [OPTIONS]   tell the sidecar to quit: exit 0 done, 69 not\n\n\
+         \x20      meshinit quit [OPTIONS]   tell the sidecar to quit: exit 0 done, 69 not\n\
+         \x20      meshinit install DIR      copy meshinit to DIR/meshinit: exit 0 done, 73 not\n\n\
          Waits until the mesh's sidecar is ready, runs COMMAND as its child (forwarding\n\
          signals, reaping every orphan), tells the sidecar to quit, and exits with\n\
          COMMAND's code (128+N when it is killed by signal N).\n\n\
@@ -458,7 +502,7 @@ pub fn help() -> String {
          Durations: Go syntax, e.g. 500ms, 2s, 1m30s.\n\
          Exit codes: COMMAND's own; 128+N killed by signal N; 126 COMMAND cannot be run;\n\
          127 COMMAND not found; 64 bad usage; 69 sidecar not ready in time (or, for quit,\n\
-         not stopped); 70 internal error.\n",
+         not stopped); 70 internal error; 73 install could not write its copy.\n",
     );
     text
 }

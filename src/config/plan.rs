@@ -12,6 +12,7 @@ use crate::init::supervisor::Forwarding;
 use crate::logging::Format;
 use crate::sidecar::endpoints::{Endpoints, QuitUrl, Sidecar, ANY_MESH};
 use crate::sidecar::quit::Limits;
+use crate::sidecar::shared::Shared;
 
 /// Everything a run needs, decided.
 #[derive(Clone, Debug)]
@@ -21,6 +22,8 @@ pub struct Plan {
     pub wait: WaitPlan,
     pub task: TaskPlan,
     pub quit: QuitPlan,
+    /// The task containers that share the sidecar, when several do.
+    pub shared: Option<Shared>,
     pub report: Report,
 }
 
@@ -97,6 +100,7 @@ pub fn resolve(settings: &Settings) -> Plan {
                 window: settings.quit_window.unwrap_or(default::QUIT_WINDOW),
             },
         },
+        shared: shared(settings),
         report: Report {
             log: settings
                 .log
@@ -115,6 +119,15 @@ pub fn resolve(settings: &Settings) -> Plan {
     }
 }
 
+/// --name, --pod-dir and --quit-after, all three given (`parse` refuses fewer).
+fn shared(settings: &Settings) -> Option<Shared> {
+    Some(Shared {
+        dir: PathBuf::from(settings.pod_dir.as_ref()?),
+        name: settings.name.clone()?,
+        quit_after: settings.quit_after.clone()?,
+    })
+}
+
 /// linkerd-await's switch, said only where it decides something: a run or a wait whose
 /// sidecar may be Linkerd (named, or a candidate of the search).
 fn linkerd_note(settings: &Settings, sidecar: &Sidecar) -> Option<String> {
@@ -127,7 +140,7 @@ fn linkerd_note(settings: &Settings, sidecar: &Sidecar) -> Option<String> {
     };
     match settings.action {
         _ if !may_be_linkerd => None,
-        Some(Action::Quit) => None,
+        Some(Action::Quit | Action::Install(_)) => None,
         Some(Action::Wait) => Some(format!("{name} is set: no wait for Linkerd")),
         Some(Action::Run(_)) | None => Some(format!(
             "{name} is set: no wait for Linkerd (it is still told to quit)"

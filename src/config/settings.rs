@@ -15,6 +15,8 @@ pub enum Action {
     Wait,
     /// `meshinit quit`: only tell the sidecar to quit.
     Quit,
+    /// `meshinit install DIR`: copy meshinit to DIR/meshinit (`None` until DIR is read).
+    Install(Option<OsString>),
 }
 
 words! {
@@ -104,6 +106,12 @@ pub struct Settings {
     pub log_format: Option<Format>,
     /// The raw path; empty turns the termination message off.
     pub termination_log: Option<String>,
+    /// This container's name among the task containers that share the sidecar.
+    pub name: Option<String>,
+    /// The directory the task containers share (an emptyDir).
+    pub pod_dir: Option<String>,
+    /// The task containers that must all have ended before the sidecar is quit.
+    pub quit_after: Option<Vec<String>>,
     /// KUBERNETES_SERVICE_HOST is set: the kubelet started this container.
     pub in_kubernetes: bool,
     /// linkerd-await's LINKERD_AWAIT_DISABLED or LINKERD_DISABLED, when set (not empty).

@@ -50,6 +50,11 @@ pub const CODES_FORM: &str = "exit codes 0 to 255, comma-separated in the variab
 pub const POSITIVE_FORM: &str =
     "a duration above 0 such as 500ms, 2s or 1m30s, at most 2562047h47m16.854775807s";
 pub const EXE_FORM: &str = "absolute paths such as /usr/local/bin/envoy";
+pub const NAME_FORM: &str = "a container's name: letters, digits, '-', '_' or '.', not \
+     starting with '.', at most 63 characters";
+pub const NAMES_FORM: &str = "container names, comma-separated: letters, digits, '-', '_' or \
+     '.', not starting with '.', at most 63 characters each";
+pub const DIR_FORM: &str = "an absolute path to a directory";
 pub const REWRITE_FORM: &str = "FROM:TO, signal names or numbers: QUIT:TERM, 15:0; each FROM \
      once, and never KILL, STOP, TTIN or TTOU (meshinit cannot receive them)";
 
@@ -113,6 +118,26 @@ pub fn url_list(value: &str) -> Result<Vec<String>, String> {
 pub fn path_list(value: &str) -> Option<Vec<String>> {
     let paths = split_list(value);
     (!paths.is_empty() && paths.iter().all(|p| p.starts_with('/'))).then_some(paths)
+}
+
+/// A container's name as the pod directory's file names hold it: never a path (`/`, `..`)
+/// nor a hidden name, which meshinit's own files there use.
+pub fn container_name(value: &str) -> Option<String> {
+    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    (!value.is_empty() && value.len() <= 63 && !value.starts_with('.') && value.chars().all(fits))
+        .then(|| value.to_owned())
+}
+
+/// Container names, comma-separated; `Err` names the first that is not one.
+pub fn container_names(value: &str) -> Result<Vec<String>, String> {
+    let names = split_list(value);
+    if names.is_empty() {
+        return Err(value.to_owned());
+    }
+    match names.iter().find(|n| container_name(n).is_none()) {
+        Some(bad) => Err(bad.clone()),
+        None => Ok(names),
+    }
 }
 
 pub fn boolean(value: &str) -> Option<bool> {

@@ -10,6 +10,7 @@ use crate::init::signals::{self, Signals};
 use crate::logging::millis;
 use crate::sidecar::endpoints::{Endpoints, Sidecar, ANY_MESH};
 use crate::sidecar::quit;
+use crate::sidecar::shared::{Member, Turn};
 use crate::sidecar::wait::Waited;
 
 /// How the wait for the sidecar came out, as far as the quit at the end cares.
@@ -127,12 +128,31 @@ pub fn quit_or_keep(
     sidecar: &Seen,
     code: u8,
     signals: Option<&Signals>,
+    member: Option<Member>,
 ) -> Option<Duration> {
     let endpoints = &sidecar.endpoints;
     if endpoints.is_empty() {
         return None;
     }
     let began = Instant::now();
+    // With task containers sharing the sidecar, only the last to end deals with it.
+    match member.map(|m| m.leave(signals)) {
+        None => {}
+        Some(Turn::Last) => info!(
+            "the last of the task containers to end (--quit-after): the sidecar is this one's"
+        ),
+        Some(Turn::Running(names)) => {
+            info!(
+                "leaving the sidecar running for {} (--quit-after): the last to end quits it",
+                names.join(", ")
+            );
+            return None;
+        }
+        Some(Turn::Taken) => {
+            info!("another task container ended at the same time and quits the sidecar");
+            return None;
+        }
+    }
     match decide(sidecar.found, plan.keep, code) {
         Quit::Keep { say } => {
             if say {

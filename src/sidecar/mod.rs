@@ -6,6 +6,7 @@ mod fallback;
 mod lookup;
 mod procscan;
 pub mod quit;
+pub mod shared;
 pub mod url;
 pub mod wait;
 
