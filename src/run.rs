@@ -17,6 +17,7 @@ use crate::init::command::{self, SpawnError};
 use crate::init::signals::Signals;
 use crate::init::supervisor;
 use crate::install;
+use crate::logging;
 use crate::sidecar::endpoints::Sidecar;
 use crate::sidecar::quit::{self, Limits};
 use crate::sidecar::shared::{self, Member};
@@ -33,8 +34,9 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
     let mut held: Option<Signals> = None;
     let mut member: Option<Member> = None;
     let ending = 'run: {
+        // Said already, where it was found (main.rs).
         if let Some(error) = usage_error {
-            break 'run Ending::new(exit::USAGE, Source::Usage).because(error.to_string());
+            break 'run usage(error.to_string());
         }
         if let Some(Action::Install(Some(dir))) = &plan.action {
             break 'run install::install(Path::new(dir));
@@ -58,8 +60,9 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
             match shared::join(shared, plan.wait.timeout) {
                 Ok(joined) => member = Some(joined),
                 Err(reason) => {
-                    error!("{reason}");
-                    break 'run Ending::new(exit::USAGE, Source::Usage).because(reason);
+                    // A usage error like those of the configuration: said whatever --log.
+                    logging::always(logging::Level::Error, "usage", &reason);
+                    break 'run usage(reason);
                 }
             }
         }
@@ -159,6 +162,10 @@ fn timed<T>(slot: &mut Option<Duration>, phase: impl FnOnce() -> T) -> T {
 fn cannot_run(err: &SpawnError) -> Ending {
     error!("{err}");
     Ending::new(err.exit_code(), Source::CannotRun).because(err.to_string())
+}
+
+fn usage(reason: String) -> Ending {
+    Ending::new(exit::USAGE, Source::Usage).because(reason)
 }
 
 fn internal(reason: String) -> Ending {

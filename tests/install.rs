@@ -11,10 +11,16 @@ use std::time::Duration;
 
 use common::{bin, meshinit_bare, meshinit_via, need_pid1, start, tempdir, Mode, Output, NONROOT};
 
+/// An install is a copy of 332 KB: a run that takes longer has hung.
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// `cmd` to its end, as a plain child, within `LIMIT`.
+fn run(cmd: Command) -> Output {
+    start(cmd, Mode::Plain).finish(LIMIT)
+}
+
 fn install(wrapper: &[&str], dir: &str) -> Output {
-    start(meshinit_via(wrapper, &["install", dir]), Mode::Plain).finish(LIMIT)
+    run(meshinit_via(wrapper, &["install", dir]))
 }
 
 /// The names in `dir`, hidden ones too.
@@ -70,14 +76,10 @@ fn install_failures_name_dir_and_exit_73() {
             out.stderr
         );
     }
-    let out = start(meshinit_bare(Mode::Plain, &["install"]), Mode::Plain).finish(LIMIT);
+    let out = run(meshinit_bare(Mode::Plain, &["install"]));
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     assert!(out.stderr.contains("missing DIR"), "{}", out.stderr);
-    let out = start(
-        meshinit_bare(Mode::Plain, &["install", "/tmp", "/var"]),
-        Mode::Plain,
-    )
-    .finish(LIMIT);
+    let out = run(meshinit_bare(Mode::Plain, &["install", "/tmp", "/var"]));
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     assert!(
         out.stderr.contains("install takes one DIR"),
@@ -110,7 +112,7 @@ fn install_into_a_read_only_or_full_dir_fails_and_leaves_nothing() {
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = run(cmd);
     assert_eq!(out.code, Some(73), "{}", out.stderr);
     assert!(
         out.stderr.contains("No space left on device"),
@@ -137,7 +139,7 @@ fn install_works_in_a_root_with_nothing_but_meshinit() {
         format!("mount -t proc proc {shown}/proc && exec chroot {shown} /meshinit install /out");
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--pid", "--fork", "sh", "-c", &script]);
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = run(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
         std::fs::read(root.join("out/meshinit")).unwrap(),

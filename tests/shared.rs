@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mesh::{envoy, envoy_bin, fault, free_port, get_status, url, Place};
-use common::{meshinit_bare, need_pid1, posts, start, tempdir, Mode, Running};
+use common::{meshinit_bare, need_pid1, posts, run_plain, start, tempdir, Mode, Running};
 
 const LIMIT: Duration = Duration::from_secs(40);
 
@@ -239,6 +239,9 @@ fn a_half_configured_set_is_a_usage_error_that_still_quits() {
                 missing.to_str().unwrap(),
                 "--quit-after",
                 "a,b",
+                // Said like every usage error, whatever the log level.
+                "--log",
+                "off",
             ],
             "cannot write there",
         ),
@@ -247,7 +250,7 @@ fn a_half_configured_set_is_a_usage_error_that_still_quits() {
         let mut all = vec!["--mesh", "none", "--quit-url", &quit, "--quit-window", "0"];
         all.extend(args);
         all.extend(["--", "true"]);
-        let out = start(meshinit_bare(Mode::Plain, &all), Mode::Plain).finish(LIMIT);
+        let out = run_plain(&all);
         assert_eq!(out.code, Some(64), "{all:?}: {}", out.stderr);
         assert!(out.stderr.contains(names), "{all:?}: {}", out.stderr);
         assert_eq!(

@@ -61,7 +61,7 @@ pub enum Turn {
 pub fn join(shared: &Shared, timeout: Duration) -> Result<Member, String> {
     let dir = &shared.dir;
     let shown = dir.display();
-    let lock_path = dir.join(format!("{}.lock", shared.name));
+    let lock_path = lock_file(dir, &shared.name);
     if let Ok(existing) = File::open(&lock_path) {
         if locked(&existing)? {
             return Err(format!(
@@ -145,7 +145,7 @@ fn ended(
     deadline: Instant,
     signals: Option<&Signals>,
 ) -> Result<bool, String> {
-    let path = dir.join(format!("{name}.lock"));
+    let path = lock_file(dir, name);
     loop {
         match File::open(&path) {
             Ok(file) => return locked(&file).map(|held| !held),
@@ -185,6 +185,11 @@ fn take_the_quit(shared: &Shared) -> Turn {
             Turn::Last
         }
     }
+}
+
+/// The file whose lock says that container `name` runs.
+fn lock_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.lock"))
 }
 
 /// Whether another process holds a lock on `file` (it runs).
