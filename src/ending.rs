@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::logging::millis;
 
@@ -86,7 +86,17 @@ pub struct Ending {
 pub struct Took {
     pub wait: Option<Duration>,
     pub task: Option<Duration>,
+    /// The look at the other task containers (--quit-after), apart from the quit.
+    pub quit_after: Option<Duration>,
     pub quit: Option<Duration>,
+}
+
+/// Runs `phase`, and records in `slot` how long it took.
+pub fn timed<T>(slot: &mut Option<Duration>, phase: impl FnOnce() -> T) -> T {
+    let began = Instant::now();
+    let result = phase();
+    *slot = Some(began.elapsed());
+    result
 }
 
 impl Ending {
@@ -124,6 +134,7 @@ fn summarize(ending: &Ending, took: &Took, left_out: &[String]) {
     for (name, took) in [
         ("waited", took.wait),
         ("task ran", took.task),
+        ("looked at --quit-after", took.quit_after),
         ("quit took", took.quit),
     ] {
         if let Some(took) = took {
@@ -136,7 +147,7 @@ fn summarize(ending: &Ending, took: &Took, left_out: &[String]) {
     info!(
         phase = "exit", code = ending.code, source = ending.source.name(),
         wait_ms = phase_ms(took.wait), task_ms = phase_ms(took.task),
-        quit_ms = phase_ms(took.quit);
+        quit_after_ms = phase_ms(took.quit_after), quit_ms = phase_ms(took.quit);
         "{summary}"
     );
 }

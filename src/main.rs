@@ -15,6 +15,7 @@ mod config;
 mod ending;
 mod init;
 mod install;
+mod pod_dir;
 mod run;
 mod sidecar;
 

@@ -8,10 +8,9 @@ mod task;
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use crate::config::{Action, Plan, Report, UsageError, WaitPlan};
-use crate::ending::{exit, Ending, Source, Took};
+use crate::ending::{exit, timed, Ending, Source, Took};
 use crate::init::child::{self, Child};
 use crate::init::command::{self, SpawnError};
 use crate::init::signals::Signals;
@@ -34,6 +33,11 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
     let mut held: Option<Signals> = None;
     let mut member: Option<Member> = None;
     let ending = 'run: {
+        // First, for every run: a TERM must end the quit window after a usage error too.
+        let signals = match Signals::take_over() {
+            Ok(signals) => held.insert(signals),
+            Err(err) => break 'run internal(format!("cannot block signals: {err}")),
+        };
         // Said already, where it was found (main.rs).
         if let Some(error) = usage_error {
             break 'run usage(error.to_string());
@@ -41,10 +45,6 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
         if let Some(Action::Install(Some(dir))) = &plan.action {
             break 'run install::install(Path::new(dir));
         }
-        let signals = match Signals::take_over() {
-            Ok(signals) => held.insert(signals),
-            Err(err) => break 'run internal(format!("cannot block signals: {err}")),
-        };
         adopt_orphans();
         let command = match &plan.action {
             Some(Action::Run(command)) => command,
@@ -60,6 +60,8 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
             match shared::join(shared, plan.wait.timeout) {
                 Ok(joined) => member = Some(joined),
                 Err(reason) => {
+                    // It holds no lock, but still leaves the sidecar to the others that run.
+                    member = Some(Member::outside(shared, plan.wait.timeout));
                     // A usage error like those of the configuration: said whatever --log.
                     logging::always(logging::Level::Error, "usage", &reason);
                     break 'run usage(reason);
@@ -89,7 +91,14 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
     // `wait` never quits, and `quit` has quit already.
     if let Some(Action::Run(_)) | None = plan.action {
         let signals = held.as_ref();
-        took.quit = end::quit_or_keep(&plan.quit, &sidecar, ending.code, signals, member);
+        end::quit_or_keep(
+            &plan.quit,
+            &sidecar,
+            ending.code,
+            signals,
+            member,
+            &mut took,
+        );
     }
     conclude(&plan.report, &plan.action, &ending, &took)
 }
@@ -149,14 +158,6 @@ fn start(command: &[OsString]) -> Result<Child, SpawnError> {
         task.pid
     );
     Ok(task)
-}
-
-/// Runs `phase`, and records in `slot` how long it took.
-fn timed<T>(slot: &mut Option<Duration>, phase: impl FnOnce() -> T) -> T {
-    let began = Instant::now();
-    let result = phase();
-    *slot = Some(began.elapsed());
-    result
 }
 
 fn cannot_run(err: &SpawnError) -> Ending {

@@ -135,11 +135,6 @@ fn bad_input_exits_64_with_one_line_naming_it() {
         ),
         (
             &["true"],
-            &[("MESHINIT_MESH", "")],
-            &["MESHINIT_MESH", "''"],
-        ),
-        (
-            &["true"],
             &[("MESHINIT_LOG", "verbose")],
             &["MESHINIT_LOG", "'verbose'"],
         ),
@@ -491,4 +486,99 @@ fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     // Its GET and its POST.
     assert_eq!(requests(&mut endpoint), told + 2, "{}", out.stderr);
+}
+
+/// A variable set to the empty string is unset, as scuttle (Go's `os.Getenv`) and
+/// `${VAR:-default}` read it and as Helm charts render an unset value: the task runs, and
+/// one line names the variables that were empty.
+#[test]
+fn an_empty_variable_is_unset_and_named() {
+    let empty = [
+        "ENVOY_ADMIN_API",
+        "START_WITHOUT_ENVOY",
+        "WAIT_FOR_ENVOY_TIMEOUT",
+        "ISTIO_QUIT_API",
+        "GENERIC_QUIT_ENDPOINTS",
+        "MESHINIT_TIMEOUT",
+        "MESHINIT_QUIT_URL",
+    ];
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "sh", "-c", "exit 3"]);
+    cmd.envs(empty.map(|name| (name, "")));
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(3), "the task ran: {}", out.stderr);
+    let line = &out
+        .stderr
+        .lines()
+        .nth(out.log_position("set but empty, so read as unset: "));
+    for name in empty {
+        assert!(line.unwrap().contains(name), "{name}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("invalid value"), "{}", out.stderr);
+    // Not a scuttle user's run, then: no note of scuttle's variables.
+    assert!(!out.stderr.contains("scuttle's"), "{}", out.stderr);
+}
+
+/// A scuttle variable that is set but wrong is named beside a note that does not say the
+/// opposite ("no ENVOY_ADMIN_API").
+#[test]
+fn a_wrong_envoy_admin_api_is_not_called_missing() {
+    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    cmd.env("ENVOY_ADMIN_API", "localhost:15000");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    out.log_position("ENVOY_ADMIN_API: invalid value (not shown)");
+    out.log_position("ENVOY_ADMIN_API is not valid (see the error)");
+    assert!(!out.stderr.contains("no ENVOY_ADMIN_API"), "{}", out.stderr);
+}
+
+/// `wait` and `quit` read only what applies to them: a run's settings in the same
+/// environment (the task containers' names, the task's grace) do not fail them.
+#[test]
+fn a_runs_settings_do_not_fail_wait_or_quit() {
+    for sub in ["wait", "quit"] {
+        let mut cmd = meshinit_bare(Mode::Plain, &[sub, "--mesh", "none"]);
+        cmd.envs([
+            ("MESHINIT_NAME", "exporter"),
+            ("MESHINIT_GRACE", "soon"),
+            ("MESHINIT_SUCCESS_CODES", "none"),
+        ]);
+        let out = start(cmd, Mode::Plain).finish(LIMIT);
+        assert_eq!(out.code, Some(0), "{sub}: {}", out.stderr);
+    }
+    // What does apply is still checked.
+    let mut cmd = meshinit_bare(Mode::Plain, &["wait", "--mesh", "none"]);
+    cmd.env("MESHINIT_TIMEOUT", "soon");
+    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+}
+
+/// After a usage error the quit window still ends on a TERM, as PID 1 and as a plain child
+/// (which a TERM would otherwise kill at once, with no summary): meshinit holds its
+/// signals from the start of every run.
+#[test]
+fn a_term_ends_the_quit_window_after_a_usage_error() {
+    let test = "a_term_ends_the_quit_window_after_a_usage_error";
+    // Nothing listens there: the window asks again and again.
+    let quit = url(free_port(), "/quitquitquit");
+    for mode in [Mode::Plain, Mode::Pid1] {
+        if mode == Mode::Pid1 && !common::need_pid1(test) {
+            return;
+        }
+        let args = [
+            "--quit-url",
+            &quit,
+            "--quit-window",
+            "10m",
+            "--timout",
+            "5s",
+            "--",
+            "true",
+        ];
+        let mut running = start(meshinit_bare(mode, &args), mode);
+        running.expect_log(|l| l.contains("asking again every"), LIMIT);
+        running.signal(libc::SIGTERM);
+        let out = running.finish(LIMIT);
+        assert_eq!(out.code, Some(64), "{mode:?}: {}", out.stderr);
+        out.log_position("exit 64 (usage)");
+    }
 }

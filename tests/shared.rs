@@ -6,18 +6,65 @@
 #[macro_use]
 mod common;
 
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mesh::{envoy, envoy_bin, fault, free_port, get_status, url, Place};
-use common::{meshinit_bare, need_pid1, posts, run_plain, start, tempdir, Mode, Running};
+use common::{
+    delayed_in, killed_midway, meshinit_via, need_pid1, need_tools, posts, run_plain, start,
+    tempdir, Mode, Running, AS_PID1,
+};
 
 const LIMIT: Duration = Duration::from_secs(40);
+
+/// Whom a container's meshinit runs as: root, or a user of its own (no capabilities, so the
+/// files' modes hold for it) whose umask is 077, as a hardened image sets it.
+#[derive(Clone, Copy)]
+enum Who {
+    Root,
+    User(u32),
+}
+
+impl Who {
+    /// The command that runs meshinit as PID 1 of a PID namespace of its own, as this user.
+    fn wrapper(self) -> Vec<String> {
+        let mut wrapper: Vec<String> = AS_PID1.iter().map(|w| (*w).to_owned()).collect();
+        if let Who::User(uid) = self {
+            wrapper.extend([
+                "setpriv".to_owned(),
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".to_owned(),
+                "--inh-caps=-all".to_owned(),
+                "--bounding-set=-all".to_owned(),
+                "sh".to_owned(),
+                "-c".to_owned(),
+                "umask 077 && exec \"$0\" \"$@\"".to_owned(),
+            ]);
+        }
+        wrapper
+    }
+}
 
 /// One task container's meshinit: `name` in `dir` among `quit_after`, waiting for and
 /// quitting the sidecar on `port`, running `task` (a shell line).
 fn container(
+    name: &str,
+    dir: &Path,
+    quit_after: &str,
+    port: u16,
+    extra: &[&str],
+    task: &str,
+) -> Command {
+    container_as(Who::Root, name, dir, quit_after, port, extra, task)
+}
+
+/// `container`, as `who`.
+fn container_as(
+    who: Who,
     name: &str,
     dir: &Path,
     quit_after: &str,
@@ -43,7 +90,9 @@ fn container(
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", "sh", "-c", task]);
-    meshinit_bare(Mode::Pid1, &args)
+    let wrapper = who.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    meshinit_via(&wrapper, &args)
 }
 
 fn started(cmd: Command) -> Running {
@@ -259,4 +308,338 @@ fn a_half_configured_set_is_a_usage_error_that_still_quits() {
             "{all:?}: the sidecar is told"
         );
     }
+}
+
+/// A pod directory as an emptyDir is: every container, whatever its user, may write it.
+fn open_to_all(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// The sidecar a test watches: a real Envoy on `port` still serving, or gone (quit).
+fn serves(port: u16) -> bool {
+    get_status(port, "/ready") == Some(200)
+}
+
+/// A container that cannot join — another running one has its name, or its user cannot
+/// write the pod directory — exits 64 and leaves the sidecar to the one that runs; with
+/// none running it tells the sidecar to quit, as after every usage error.
+#[test]
+fn a_container_that_cannot_join_leaves_the_sidecar_to_the_one_that_runs() {
+    let test = "a_container_that_cannot_join_leaves_the_sidecar_to_the_one_that_runs";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    let set = "job,uploader";
+    let job = started(container(
+        "job",
+        &dir,
+        set,
+        port,
+        &["--timeout", "2s"],
+        &until_go(&dir, 0),
+    ));
+    // The pod directory is root's, 0755: the other user cannot write it.
+    for (who, name, why) in [
+        (
+            Who::Root,
+            "job",
+            "--name job: another running container of the pod has this name",
+        ),
+        (
+            Who::User(65532),
+            "uploader",
+            "cannot write there: Permission denied",
+        ),
+    ] {
+        let out = start(
+            container_as(who, name, &dir, set, port, &[], "exit 0"),
+            Mode::Pid1,
+        )
+        .finish(LIMIT);
+        assert_eq!(out.code, Some(64), "{}", out.stderr);
+        assert!(
+            out.log_position(why) < out.log_position("leaving the sidecar running for job"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            serves(port),
+            "{name}: the sidecar was quit under job: {}",
+            out.stderr
+        );
+    }
+    std::fs::write(dir.join("go"), "").unwrap();
+    let out = job.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "job quits it"
+    );
+    // None runs now: the one that cannot join quits the sidecar, as every usage error does.
+    let port = free_port();
+    let envoy_path = envoy_bin(test).unwrap();
+    let mut sidecar = envoy(&envoy_path, port, Place::Host);
+    let uploader = container_as(Who::User(65532), "uploader", &dir, set, port, &[], "exit 0");
+    let out = start(uploader, Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    out.log_position("no other task container of --quit-after runs: the sidecar is told to quit");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Each container under a user of its own with umask 077: the one that ends first still
+/// sees the other run (its lock is 0644 whatever the umask), and the last one's line says
+/// that it is the last.
+#[test]
+fn a_lock_made_under_umask_077_is_seen_by_another_user() {
+    let test = "a_lock_made_under_umask_077_is_seen_by_another_user";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    open_to_all(&dir);
+    let set = "exporter,uploader";
+    let exporter = started(container_as(
+        Who::User(65532),
+        "exporter",
+        &dir,
+        set,
+        port,
+        &[],
+        &until_go(&dir, 0),
+    ));
+    let mode = std::fs::metadata(dir.join("exporter.lock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let uploader = container_as(Who::User(65533), "uploader", &dir, set, port, &[], "exit 0");
+    let out = start(uploader, Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("leaving the sidecar running for exporter");
+    assert!(serves(port), "quit under the exporter: {}", out.stderr);
+    std::fs::write(dir.join("go"), "").unwrap();
+    let out = exporter.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("the last of the task containers to end");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A lock the other user cannot read (made 0600 behind meshinit's back) is said, counted as
+/// running until --timeout, then as ended; the owner, ending later, finds the quit already
+/// taken while it ran and says so instead of claiming another ended with it.
+#[test]
+fn a_lock_that_cannot_be_read_counts_as_running_until_the_timeout() {
+    let test = "a_lock_that_cannot_be_read_counts_as_running_until_the_timeout";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    open_to_all(&dir);
+    let set = "exporter,uploader";
+    let exporter = started(container_as(
+        Who::User(65532),
+        "exporter",
+        &dir,
+        set,
+        port,
+        &["--quit-window", "0"],
+        &until_go(&dir, 0),
+    ));
+    let lock = dir.join("exporter.lock");
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let uploader = container_as(
+        Who::User(65533),
+        "uploader",
+        &dir,
+        set,
+        port,
+        &["--timeout", "2s"],
+        "exit 0",
+    );
+    let out = start(uploader, Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let running = out.log_position(&format!(
+        "--quit-after: cannot tell whether exporter runs ({}: Permission denied",
+        lock.display()
+    ));
+    assert!(
+        out.stderr.contains("counted as running for up to"),
+        "{}",
+        out.stderr
+    );
+    let ended = out.log_position("--quit-after: exporter counted as ended (the time is up)");
+    assert!(running < ended && ended < out.log_position("sidecar quit via"));
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(dir.join("go"), "").unwrap();
+    let out = exporter.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("was made while this container ran");
+    assert!(
+        !out.stderr.contains("ended at the same time"),
+        "a false line: {}",
+        out.stderr
+    );
+}
+
+/// What another container planted where a member's lock should be — a FIFO, a symbolic
+/// link to a file that is locked — is named and never followed or waited on for ever.
+#[test]
+fn a_fifo_or_a_link_at_a_members_lock_is_named_and_never_hangs() {
+    let test = "a_fifo_or_a_link_at_a_members_lock_is_named_and_never_hangs";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    let fifo = dir.join("uploader.lock");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Followed, the link would show a locked lock: a running container.
+    let target = dir.join("held");
+    let held = std::fs::File::create(&target).unwrap();
+    // SAFETY: the descriptor is open for as long as `held` lives; flock takes no pointers.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::os::unix::fs::symlink(&target, dir.join("other.lock")).unwrap();
+    let job = container(
+        "job",
+        &dir,
+        "job,uploader,other",
+        port,
+        &["--timeout", "2s"],
+        "exit 0",
+    );
+    let out = start(job, Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position(&format!("{}: a FIFO, not a regular file", fifo.display()));
+    out.log_position("other.lock: a symbolic link (not followed)");
+    out.log_position("--quit-after: uploader counted as ended");
+    out.log_position("--quit-after: other counted as ended");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+    drop(held);
+}
+
+/// A TERM after the task ended ends the wait for every name that has not joined, says so,
+/// and the quit follows at once; the summary gives the look at the others apart.
+#[test]
+fn a_term_ends_the_wait_for_every_name_that_never_joined() {
+    let test = "a_term_ends_the_wait_for_every_name_that_never_joined";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    let a = container("a", &dir, "a,b,c", port, &["--timeout", "60s"], "true");
+    let mut a = start(a, Mode::Pid1);
+    a.expect_log(|l| l.contains("task exited with code 0"), LIMIT);
+    a.signal(libc::SIGTERM);
+    // Well within the 60 s that the names were to be waited for.
+    let out = a.finish(Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "the task's code: {}", out.stderr);
+    for name in ["b", "c"] {
+        let line = format!("--quit-after: {name} never joined");
+        let at = out.log_position(&line);
+        let said = out.stderr.lines().nth(at).unwrap();
+        assert!(said.contains("cut short by SIGTERM"), "{said}");
+    }
+    let summary = out.stderr.lines().last().unwrap();
+    assert!(
+        summary.contains(", looked at --quit-after ") && summary.contains(", quit took "),
+        "{summary}"
+    );
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Two containers given one name that start at the same moment: exactly one joins, the
+/// other is told why, every round.
+#[test]
+fn of_two_containers_given_one_name_exactly_one_joins() {
+    let test = "of_two_containers_given_one_name_exactly_one_joins";
+    if !need_pid1(test) {
+        return;
+    }
+    const ROUNDS: usize = 20;
+    for round in 0..ROUNDS {
+        let dir = tempdir("pod");
+        let fifo = dir.join("fifo");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Held open for writing so that the readers' opens do not block; closing it starts
+        // both at once.
+        let writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let gate = format!(
+            "exec 3<{}; echo opened; read _ <&3; exec \"$0\" \"$@\"",
+            fifo.display()
+        );
+        let mut wrapper: Vec<&str> = AS_PID1.to_vec();
+        wrapper.extend(["sh", "-c", &gate]);
+        let pod = dir.to_str().unwrap();
+        let args = [
+            "--mesh",
+            "none",
+            "--name",
+            "a",
+            "--pod-dir",
+            pod,
+            "--quit-after",
+            "a,b",
+            "--",
+            "sleep",
+            "0.3",
+        ];
+        let mut both: Vec<Running> = (0..2)
+            .map(|_| start(meshinit_via(&wrapper, &args), Mode::Pid1))
+            .collect();
+        for running in &mut both {
+            running.expect_line(|l| l == "opened", LIMIT);
+        }
+        drop(writer);
+        let outs: Vec<_> = both.into_iter().map(|r| r.finish(LIMIT)).collect();
+        let mut codes: Vec<Option<i32>> = outs.iter().map(|o| o.code).collect();
+        codes.sort();
+        let logs: Vec<&str> = outs.iter().map(|o| o.stderr.as_str()).collect();
+        assert_eq!(codes, [Some(0), Some(64)], "round {round}: {logs:#?}");
+        let refused = outs.iter().find(|o| o.code == Some(64)).unwrap();
+        refused.log_position("--name a: another running container of the pod has this name");
+    }
+}
+
+/// A container killed in the middle of its join (OOM, SIGKILL) leaves its hidden file; its
+/// restart, PID 1 again, joins all the same.
+#[test]
+fn a_container_killed_while_joining_joins_again_when_it_restarts() {
+    let test = "a_container_killed_while_joining_joins_again_when_it_restarts";
+    if !need_pid1(test) || !need_tools(test, &["strace"]) {
+        return;
+    }
+    let dir = tempdir("pod");
+    let pod = dir.to_str().unwrap();
+    let args = [
+        "--mesh",
+        "none",
+        "--name",
+        "a",
+        "--pod-dir",
+        pod,
+        "--quit-after",
+        "a",
+        "--",
+        "true",
+    ];
+    killed_midway(delayed_in("rename", &args), &dir, ".a.");
+    let out = start(meshinit_via(AS_PID1, &args), Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

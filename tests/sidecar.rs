@@ -1467,19 +1467,21 @@ fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
     let (envoy_path, ns) = or_skip!(envoy_in_netns(test));
     let place = Place::In(&ns);
     let began = Instant::now();
-    let running = start(
-        place.meshinit(&[
-            "--mesh",
-            "envoy",
-            "--timeout",
-            "1s",
-            "--quit-window",
-            "15s",
-            "--",
-            "true",
-        ]),
-        Mode::Plain,
-    );
+    // A PID namespace of its own: nothing listens when the wait gives up, and another
+    // test's Envoy in the host's /proc would get the fallback instead of the window.
+    let mut wrapper = vec!["ip", "netns", "exec", ns.name.as_str()];
+    wrapper.extend_from_slice(common::AS_PID1);
+    let args = [
+        "--mesh",
+        "envoy",
+        "--timeout",
+        "1s",
+        "--quit-window",
+        "15s",
+        "--",
+        "true",
+    ];
+    let running = start(common::meshinit_via(&wrapper, &args), Mode::Plain);
     // Two seconds after meshinit gave up.
     std::thread::sleep(Duration::from_secs(3));
     let mut sidecar = envoy(&envoy_path, 15000, place);

@@ -206,8 +206,12 @@ pub fn lay_below(legacy: Legacy, settings: &mut Settings) {
                 settings.mesh = Some(Mesh::Istio);
                 describe_sidecar(admin, &legacy, settings);
             }
-            // scuttle without ENVOY_ADMIN_API neither waited nor quit.
-            None if !legacy.set.is_empty() => settings.mesh = Some(Mesh::None),
+            // scuttle without ENVOY_ADMIN_API neither waited nor quit. One that is set but
+            // not valid is a usage error, whose run still tells the sidecar that meshinit
+            // finds as without configuration.
+            None if !legacy.set.is_empty() && !admin_given(&legacy) => {
+                settings.mesh = Some(Mesh::None)
+            }
             None => {}
         }
     }
@@ -246,6 +250,10 @@ fn note(legacy: &Legacy, mesh_given: bool) -> Option<String> {
     let sidecar = match (mesh_given, &legacy.admin) {
         (true, _) => "the sidecar is --mesh's",
         (false, Some(_)) => "the sidecar is ENVOY_ADMIN_API's",
+        (false, None) if admin_given(legacy) => {
+            "ENVOY_ADMIN_API is not valid (see the error), so the sidecar is the one meshinit \
+             finds without configuration"
+        }
         (false, None) => {
             "no ENVOY_ADMIN_API, so no wait and no quit (as in scuttle; --mesh or \
              MESHINIT_MESH chooses a sidecar)"
@@ -255,6 +263,11 @@ fn note(legacy: &Legacy, mesh_given: bool) -> Option<String> {
         "scuttle's or envoy-preflight's variables set, below flags and MESHINIT_* ({}); {sidecar}",
         decided.join("; ")
     ))
+}
+
+/// Whether ENVOY_ADMIN_API was set (not empty), valid or not.
+fn admin_given(legacy: &Legacy) -> bool {
+    legacy.set.iter().any(|(name, _)| *name == VARIABLES[0].0)
 }
 
 /// scuttle started the task when WAIT_FOR_ENVOY_TIMEOUT ran out and gave up when

@@ -112,3 +112,28 @@ fn a_layer_below_flags_and_meshinit_variables() {
     let s = settings(&["--quit-url", "http://127.0.0.1:3/q"], &[only]);
     assert_eq!(s.quit_urls, Some(vec!["http://127.0.0.1:3/q".to_owned()]));
 }
+
+#[test]
+fn an_empty_variable_is_unset_and_a_wrong_admin_url_is_not_a_missing_one() {
+    // Empty: as if not there, so not a scuttle user's run at all.
+    let (l, err) = read_vars(&[("ENVOY_ADMIN_API", ""), ("START_WITHOUT_ENVOY", "")]);
+    assert_eq!((l, err), (Legacy::default(), None));
+    // Set but wrong: a usage error whose run still tells the sidecar meshinit finds without
+    // configuration (not "no sidecar", which only a missing ENVOY_ADMIN_API means).
+    let failure = match parse(
+        ["--", "true"].map(OsString::from),
+        &Environment::of(&[("ENVOY_ADMIN_API", "localhost:15000")]),
+    ) {
+        Err(failure) => failure,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(failure.settings.mesh, None);
+    let note = failure.settings.notes.join("\n");
+    assert!(note.contains("ENVOY_ADMIN_API is not valid"), "{note}");
+    let s = settings(&[], &[("QUIT_REQUEST_TIMEOUT", "2s")]);
+    assert_eq!(
+        s.mesh,
+        Some(Mesh::None),
+        "a missing ENVOY_ADMIN_API still means none"
+    );
+}

@@ -14,19 +14,22 @@ pub enum Special {
     Version,
 }
 
-/// Reads `args` into `settings`; `Some` for --help and --version. A bad value goes to
-/// `note` so that the rest is still read; a malformed command line stops here (the
-/// subcommand, if one was meant, is set before anything else is read).
+/// Takes the subcommand out of `args`, if there is one: it is known before anything else is
+/// read, since it decides which variables apply.
+pub fn take_subcommand(args: &mut Vec<OsString>) -> Option<Action> {
+    let (at, action) = subcommand(args)?;
+    args.remove(at);
+    Some(action)
+}
+
+/// Reads `args` (without the subcommand, which `settings.action` holds) into `settings`;
+/// `Some` for --help and --version. A bad value goes to `note` so that the rest is still
+/// read; a malformed command line stops here.
 pub fn read(
     settings: &mut Settings,
-    args: impl IntoIterator<Item = OsString>,
+    args: Vec<OsString>,
     note: &mut impl FnMut(UsageError),
 ) -> Result<Option<Special>, UsageError> {
-    let mut args: Vec<OsString> = args.into_iter().collect();
-    if let Some((at, action)) = subcommand(&args) {
-        args.remove(at);
-        settings.action = Some(action);
-    }
     let mut parser = lexopt::Parser::from_args(args);
     let mut lists_from_flags: Vec<&'static str> = Vec::new();
     while let Some(arg) = parser.next().map_err(lexopt_error)? {
@@ -36,6 +39,12 @@ pub fn read(
                 return Ok(Some(Special::Version))
             }
             lexopt::Arg::Value(dir) if settings.action == Some(Action::Install(None)) => {
+                // A relative DIR would be the working directory's: in meshinit's image, `/`,
+                // where the copy would replace /meshinit itself.
+                if !dir.as_encoded_bytes().starts_with(b"/") {
+                    let shown = dir.to_string_lossy();
+                    note(values::invalid("install DIR", &shown, values::DIR_FORM));
+                }
                 settings.action = Some(Action::Install(Some(dir)));
                 continue;
             }
@@ -187,11 +196,13 @@ mod tests {
         Result<Option<Special>, UsageError>,
         Vec<UsageError>,
     ) {
-        let mut settings = Settings::default();
+        let mut args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let mut settings = Settings {
+            action: take_subcommand(&mut args),
+            ..Settings::default()
+        };
         let mut noted = Vec::new();
-        let result = read(&mut settings, args.iter().map(OsString::from), &mut |e| {
-            noted.push(e)
-        });
+        let result = read(&mut settings, args, &mut |e| noted.push(e));
         (settings, result, noted)
     }
 

@@ -47,26 +47,42 @@ pub fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: &Environment,
 ) -> Result<Invocation, Failure> {
-    let (legacy, mut first_error) = compat::read(env);
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let action = flags::take_subcommand(&mut args);
+    let run = options::runs::of(action.as_ref());
+    // scuttle's variables describe the sidecar: nothing of install's.
+    let (legacy, mut first_error) = match run {
+        options::runs::INSTALL => Default::default(),
+        _ => compat::read(env),
+    };
     let mut settings = Settings {
-        in_kubernetes: env.get(KUBERNETES).is_some_and(|h| !h.is_empty()),
+        action,
+        in_kubernetes: env.get(KUBERNETES).is_some(),
         linkerd_disabled: LINKERD_AWAIT_OFF
             .into_iter()
-            .find(|name| env.get(name).is_some_and(|v| !v.is_empty())),
+            .find(|name| env.get(name).is_some()),
         warnings: variables::unknown(env),
         ..Settings::default()
     };
+    if !env.empty().is_empty() {
+        let mut note = "set but empty, so read as unset:".to_owned();
+        for name in env.empty() {
+            note.push(' ');
+            note.push_str(name);
+        }
+        settings.notes.push(note);
+    }
     let mut note = |err: UsageError| {
         first_error.get_or_insert(err);
     };
-    variables::read(&mut settings, env, &mut note);
+    variables::read(&mut settings, env, run, &mut note);
     let flags = flags::read(&mut settings, args, &mut note);
     compat::lay_below(legacy, &mut settings);
     let error = match flags {
         Ok(Some(special)) => return Ok(Invocation::Special(special)),
         Ok(None) => first_error
             .or_else(|| missing_command(&settings))
-            .or_else(|| half_a_pod(&settings)),
+            .or_else(|| half_a_pod(&settings, run)),
         Err(err) => Some(err),
     };
     match error {
@@ -90,7 +106,7 @@ pub fn process_environment() -> Environment {
 
 /// Set by the kubelet in every container: meshinit runs in a pod.
 const KUBERNETES: &str = "KUBERNETES_SERVICE_HOST";
-/// linkerd-await's: any value but empty means no wait for Linkerd (Helm charts set them
+/// linkerd-await's: any value (an empty one is unset) means no wait for Linkerd (Helm charts set them
 /// where Linkerd is not injected); the quit at the end still happens.
 const LINKERD_AWAIT_OFF: [&str; 2] = ["LINKERD_AWAIT_DISABLED", "LINKERD_DISABLED"];
 
@@ -107,8 +123,11 @@ fn missing_command(settings: &Settings) -> Option<UsageError> {
 }
 
 /// --name, --pod-dir and --quit-after share the sidecar only together: one without the
-/// others would quit it under the other task containers, or never.
-fn half_a_pod(settings: &Settings) -> Option<UsageError> {
+/// others would quit it under the other task containers, or never. They are a run's alone.
+fn half_a_pod(settings: &Settings, run: u8) -> Option<UsageError> {
+    if run != options::runs::RUN {
+        return None;
+    }
     let sources = [
         ("MESHINIT_NAME (--name)", settings.name.is_some()),
         ("MESHINIT_POD_DIR (--pod-dir)", settings.pod_dir.is_some()),

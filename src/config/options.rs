@@ -60,6 +60,30 @@ pub enum Unset {
     Nothing,
 }
 
+/// The runs an option means something to, one bit each: a `MESHINIT_*` variable is read
+/// only for those (a run's settings in a container's environment must not fail `install`,
+/// nor the task's options `wait`).
+pub mod runs {
+    pub const RUN: u8 = 1;
+    pub const WAIT: u8 = 2;
+    pub const QUIT: u8 = 4;
+    pub const INSTALL: u8 = 8;
+    pub const SIDECAR: u8 = RUN | WAIT | QUIT;
+    pub const ALL: u8 = SIDECAR | INSTALL;
+
+    use crate::config::settings::Action;
+
+    /// The run that `action` asks for (a run when there is none yet).
+    pub fn of(action: Option<&Action>) -> u8 {
+        match action {
+            Some(Action::Wait) => WAIT,
+            Some(Action::Quit) => QUIT,
+            Some(Action::Install(_)) => INSTALL,
+            Some(Action::Run(_)) | None => RUN,
+        }
+    }
+}
+
 /// Reads a value into the settings. `Err(None)`: the value is not of the form;
 /// `Err(Some(item))`: this item of a list is not.
 pub type Apply = fn(&mut Settings, &str) -> Result<(), Option<String>>;
@@ -74,6 +98,8 @@ pub struct Opt {
     pub help: &'static str,
     pub default: Unset,
     pub apply: Apply,
+    /// The runs it means something to (`runs`).
+    pub runs: u8,
     /// For a repeatable option (the variable comma-separated): empties it, so that flags
     /// replace what the variable said instead of adding to it.
     pub clear: Option<fn(&mut Settings)>,
@@ -88,6 +114,7 @@ const BASE: Opt = Opt {
     help: "",
     default: Unset::Nothing,
     apply: |_, _| Err(None),
+    runs: runs::RUN,
     clear: None,
 };
 
@@ -127,6 +154,7 @@ pub const OPTIONS: &[Opt] = &[
             s.mesh = Some(word(Mesh::parse(v))?);
             Ok(())
         },
+        runs: runs::SIDECAR,
         ..BASE
     },
     Opt {
@@ -137,6 +165,7 @@ pub const OPTIONS: &[Opt] = &[
         help: "readiness endpoint replacing the mesh's, asked in order; repeatable",
         apply: |s, v| add_urls(&mut s.ready_urls, v),
         clear: Some(|s| s.ready_urls = None),
+        runs: runs::RUN | runs::WAIT,
         ..BASE
     },
     Opt {
@@ -147,6 +176,7 @@ pub const OPTIONS: &[Opt] = &[
         help: "quit endpoint replacing the mesh's, POSTed in order; repeatable",
         apply: |s, v| add_urls(&mut s.quit_urls, v),
         clear: Some(|s| s.quit_urls = None),
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -160,6 +190,7 @@ pub const OPTIONS: &[Opt] = &[
             s.timeout = Some(word(values::positive_duration(v))?);
             Ok(())
         },
+        runs: runs::RUN | runs::WAIT,
         ..BASE
     },
     Opt {
@@ -199,6 +230,7 @@ pub const OPTIONS: &[Opt] = &[
             s.sidecar_grace = Some(word(values::positive_duration(v))?);
             Ok(())
         },
+        runs: runs::RUN | runs::WAIT,
         ..BASE
     },
     Opt {
@@ -212,6 +244,7 @@ pub const OPTIONS: &[Opt] = &[
             s.quit_budget = Some(word(values::positive_duration(v))?);
             Ok(())
         },
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -226,6 +259,7 @@ pub const OPTIONS: &[Opt] = &[
             s.quit_wait = Some(word(duration::parse(v))?);
             Ok(())
         },
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -252,6 +286,7 @@ pub const OPTIONS: &[Opt] = &[
             s.kill_fallback = Some(word(values::boolean(v))?);
             Ok(())
         },
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -265,6 +300,7 @@ pub const OPTIONS: &[Opt] = &[
             Ok(())
         },
         clear: Some(|s| s.executables = None),
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -275,6 +311,7 @@ pub const OPTIONS: &[Opt] = &[
         help: "another sidecar's readiness endpoint, asked besides the mesh's; repeatable",
         apply: |s, v| add_urls(&mut s.also_ready, v),
         clear: Some(|s| s.also_ready = None),
+        runs: runs::RUN | runs::WAIT,
         ..BASE
     },
     Opt {
@@ -285,6 +322,7 @@ pub const OPTIONS: &[Opt] = &[
         help: "another sidecar's quit endpoint, POSTed once besides the mesh's quit; repeatable",
         apply: |s, v| add_urls(&mut s.also_quit, v),
         clear: Some(|s| s.also_quit = None),
+        runs: runs::RUN | runs::QUIT,
         ..BASE
     },
     Opt {
@@ -399,6 +437,7 @@ pub const OPTIONS: &[Opt] = &[
             s.log = Some(word(values::log_filter(v))?);
             Ok(())
         },
+        runs: runs::ALL,
         ..BASE
     },
     Opt {
@@ -412,6 +451,7 @@ pub const OPTIONS: &[Opt] = &[
             s.log_format = Some(word(Format::parse(v))?);
             Ok(())
         },
+        runs: runs::ALL,
         ..BASE
     },
     Opt {
@@ -428,6 +468,7 @@ pub const OPTIONS: &[Opt] = &[
             s.termination_log = Some(v.to_owned());
             Ok(())
         },
+        runs: runs::RUN | runs::WAIT | runs::INSTALL,
         ..BASE
     },
 ];

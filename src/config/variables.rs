@@ -6,10 +6,16 @@ use super::options::OPTIONS;
 use super::settings::Settings;
 use super::values::{self, UsageError};
 
-/// Reads every `MESHINIT_*` variable of the option table into `settings`; a bad value goes
-/// to `note` and the rest is still read.
-pub fn read(settings: &mut Settings, env: &Environment, note: &mut impl FnMut(UsageError)) {
-    for opt in OPTIONS {
+/// Reads every `MESHINIT_*` variable of the option table that means something to `run` (a
+/// bit of `options::runs`) into `settings`; a bad value goes to `note` and the rest is still
+/// read.
+pub fn read(
+    settings: &mut Settings,
+    env: &Environment,
+    run: u8,
+    note: &mut impl FnMut(UsageError),
+) {
+    for opt in OPTIONS.iter().filter(|opt| opt.runs & run != 0) {
         if let Some(raw) = env.get(opt.env) {
             if let Err(err) =
                 values::utf8(opt.env, raw).and_then(|value| opt.apply(settings, opt.env, &value))

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::settings::Keep;
 use crate::config::{OnTimeout, QuitPlan, WaitPlan};
-use crate::ending::{exit, Ending, Source};
+use crate::ending::{exit, timed, Ending, Source, Took};
 use crate::init::signals::{self, Signals};
 use crate::logging::millis;
 use crate::sidecar::endpoints::{Endpoints, Sidecar, ANY_MESH};
@@ -120,51 +120,64 @@ enum Quit {
     IfOneCame,
 }
 
-/// Quits or keeps the sidecar as `decide` says, whatever meshinit's exit `code`; returns
-/// how long the quit took (none when kept, or when there is none). `signals`, when
-/// meshinit holds them, end the window early on a termination signal.
+/// Quits or keeps the sidecar as `decide` says, whatever meshinit's exit `code`; records in
+/// `took` how long the look at the other task containers and the quit took (none when
+/// kept, or when there is none). `signals`, when meshinit holds them, end the window early
+/// on a termination signal.
 pub fn quit_or_keep(
     plan: &QuitPlan,
     sidecar: &Seen,
     code: u8,
     signals: Option<&Signals>,
     member: Option<Member>,
-) -> Option<Duration> {
+    took: &mut Took,
+) {
     let endpoints = &sidecar.endpoints;
     if endpoints.is_empty() {
-        return None;
+        return;
+    }
+    let mut limits = plan.limits;
+    // With task containers sharing the sidecar, only the last to end deals with it.
+    if let Some(member) = member {
+        let left = timed(&mut took.quit_after, || member.leave(signals));
+        if left.cut.is_some() {
+            // The pod is stopping: the sidecar is stopped with it, no window.
+            limits = limits.once();
+        }
+        match left.turn {
+            Turn::Last => info!(
+                "the last of the task containers to end (--quit-after): the sidecar is this one's"
+            ),
+            Turn::NoneRuns => info!(
+                "no other task container of --quit-after runs: the sidecar is told to quit, \
+                 as after every usage error"
+            ),
+            Turn::Running(names) => {
+                info!(
+                    "leaving the sidecar running for {} (--quit-after): the last to end quits it",
+                    names.join(", ")
+                );
+                return;
+            }
+            Turn::Taken => {
+                info!("another task container ended at the same time and quits the sidecar");
+                return;
+            }
+        }
     }
     let began = Instant::now();
-    // With task containers sharing the sidecar, only the last to end deals with it.
-    match member.map(|m| m.leave(signals)) {
-        None => {}
-        Some(Turn::Last) => info!(
-            "the last of the task containers to end (--quit-after): the sidecar is this one's"
-        ),
-        Some(Turn::Running(names)) => {
-            info!(
-                "leaving the sidecar running for {} (--quit-after): the last to end quits it",
-                names.join(", ")
-            );
-            return None;
-        }
-        Some(Turn::Taken) => {
-            info!("another task container ended at the same time and quits the sidecar");
-            return None;
-        }
-    }
     match decide(sidecar.found, plan.keep, code) {
         Quit::Keep { say } => {
             if say {
                 info!("leaving the sidecar running (--keep-sidecar, exit code {code})");
             }
-            return None;
+            return;
         }
-        Quit::IfOneCame => quit::quit_latecomer(endpoints, plan.limits.budget),
-        Quit::Now => quit::quit(endpoints, plan.limits.once(), signals),
-        Quit::WithinWindow => quit::quit(endpoints, plan.limits, signals),
+        Quit::IfOneCame => quit::quit_latecomer(endpoints, limits.budget),
+        Quit::Now => quit::quit(endpoints, limits.once(), signals),
+        Quit::WithinWindow => quit::quit(endpoints, limits, signals),
     };
-    Some(began.elapsed())
+    took.quit = Some(began.elapsed());
 }
 
 /// The one decision about the sidecar at the end: quit or keep, once or within the window.

@@ -1,25 +1,28 @@
 //! One sidecar shared by several task containers (--name, --pod-dir, --quit-after): the
 //! last one to end quits it, the others leave it alone.
 //!
-//! Each meshinit says it runs by holding an flock on `DIR/NAME.lock` for its whole life: the
-//! kernel releases the lock when the process dies, however it dies (SIGKILL, OOM), and flock
-//! works across PID namespaces on the one directory. The file appears already locked (made
-//! under a hidden name, locked, then renamed), so a file that is there and not locked is a
-//! container that has ended. At its task's end, a meshinit releases its lock, then looks
-//! at the others: one still locked runs, so it is not the last; when every one has ended,
-//! creating `DIR/.quit` with O_EXCL picks exactly one of those that ended together.
+//! Each meshinit says it runs by holding an flock on `DIR/NAME.lock` until its task ends:
+//! the kernel releases the lock when the process dies, however it dies (SIGKILL, OOM), and
+//! flock works across PID namespaces on the one directory. The file appears already locked
+//! (made under a hidden name while meshinit holds DIR, locked, then renamed), so a file that
+//! is there and not locked is a container that has ended; one joiner at a time holds DIR, so
+//! of two containers given one name exactly one joins. At its task's end a meshinit releases
+//! its lock, then looks at the others: one still locked runs, so it is not the last; when
+//! every one has ended, creating `DIR/.quit` with O_EXCL picks exactly one of those that
+//! ended together. A container that could not join holds nothing and leaves the sidecar to
+//! the others while one of them runs.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::init::signals::Signals;
+use crate::init::signals::{self, Signals};
 use crate::init::supervisor;
+use crate::logging::millis;
+use crate::pod_dir::{self, flock};
 
-/// How often a name that has not joined yet is looked for.
+/// How often a name that has not joined yet, or whose lock cannot be read, is looked at.
 const POLL: Duration = Duration::from_millis(50);
 /// Made by the one that quits.
 const QUIT_TOKEN: &str = ".quit";
@@ -35,13 +38,15 @@ pub struct Shared {
     pub quit_after: Vec<String>,
 }
 
-/// This container's place in the pod directory, held until the task ends.
+/// This container's place in the pod directory, kept until the task ends.
 pub struct Member {
     shared: Shared,
-    /// Holds the lock that says this container runs.
-    lock: File,
-    /// A name that has not joined is waited for until then (--timeout from the start).
+    /// Holds the lock that says this container runs; `None`: it could not join.
+    lock: Option<File>,
+    /// A name that has not joined is waited for until then (--timeout from the join).
     joined_by: Instant,
+    /// --timeout: how long a lock that cannot be read counts as running.
+    timeout: Duration,
 }
 
 /// Whose turn it is to deal with the sidecar, once this container's task has ended.
@@ -53,127 +58,219 @@ pub enum Turn {
     Running(Vec<String>),
     /// Another one that ended at the same moment took the quit.
     Taken,
+    /// This one could not join, and none of the others runs.
+    NoneRuns,
 }
 
-/// Says that this container runs: `DIR/NAME.lock`, locked for as long as meshinit lives.
-/// `Err`: DIR cannot hold it (missing, not a directory, not writable), or another running
-/// container has this name; the text names DIR or the name.
+/// How leaving came out: whose turn the sidecar is, and the termination signal that cut the
+/// wait for the others short, if one did (the pod is stopping).
+pub struct Left {
+    pub turn: Turn,
+    pub cut: Option<libc::c_int>,
+}
+
+/// Says that this container runs: `DIR/NAME.lock`, locked until its task ends. `Err`: DIR
+/// cannot hold it (missing, not a directory, not writable), or another running container
+/// has this name; the text names DIR or the name.
 pub fn join(shared: &Shared, timeout: Duration) -> Result<Member, String> {
     let dir = &shared.dir;
-    let shown = dir.display();
+    let cannot = |err: io::Error| format!("--pod-dir {}: cannot write there: {err}", dir.display());
+    // Until the end of the join: the hidden name is this joiner's, and a name's lock file
+    // is looked at and replaced by one joiner at a time.
+    let _held = pod_dir::hold(dir).map_err(cannot)?;
     let lock_path = lock_file(dir, &shared.name);
-    if let Ok(existing) = File::open(&lock_path) {
-        if locked(&existing)? {
-            return Err(format!(
-                "--name {}: another running container of the pod has this name ({} is locked)",
-                shared.name,
-                lock_path.display()
-            ));
-        }
+    let existing = pod_dir::open_planted(&lock_path).and_then(|file| locked(&file));
+    if existing.is_ok_and(|held| held) {
+        return Err(format!(
+            "--name {}: another running container of the pod has this name ({} is locked)",
+            shared.name,
+            lock_path.display()
+        ));
     }
     // A container that joins starts a new round (a restarted one): the last round's quit
     // is over.
     match std::fs::remove_file(dir.join(QUIT_TOKEN)) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => {
-            return Err(format!("--pod-dir {shown}: cannot write there: {err}"));
-        }
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(cannot(err)),
         _ => {}
     }
-    let hidden = dir.join(format!(".{}.{}.joining", shared.name, std::process::id()));
-    let lock = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&hidden)
-        .map_err(|err| format!("--pod-dir {shown}: cannot write there: {err}"))?;
+    let hidden = dir.join(format!(".{}.joining", shared.name));
+    let lock = pod_dir::create_fresh(&hidden, 0o644).map_err(cannot)?;
     let joined = flock(&lock, libc::LOCK_EX | libc::LOCK_NB)
         .and_then(|()| std::fs::rename(&hidden, &lock_path));
     if let Err(err) = joined {
         let _ = std::fs::remove_file(&hidden);
         return Err(format!(
-            "--pod-dir {shown}: cannot lock {}: {err}",
+            "--pod-dir {}: cannot lock {}: {err}",
+            dir.display(),
             lock_path.display()
         ));
     }
-    debug!("joined the pod as {} in {shown}", shared.name);
+    debug!("joined the pod as {} in {}", shared.name, dir.display());
     Ok(Member {
         shared: shared.clone(),
-        lock,
+        lock: Some(lock),
         joined_by: Instant::now() + timeout,
+        timeout,
     })
 }
 
 impl Member {
+    /// A container of the set that could not join: it holds nothing, and at its end looks
+    /// only at the locks of the others.
+    pub fn outside(shared: &Shared, timeout: Duration) -> Member {
+        Member {
+            shared: shared.clone(),
+            lock: None,
+            joined_by: Instant::now(),
+            timeout,
+        }
+    }
+
     /// Says that this container has ended, then finds whose turn the sidecar is. A name of
-    /// --quit-after that has not joined is waited for until --timeout from the start, then
-    /// named and left out. A termination signal ends that wait.
-    pub fn leave(self, signals: Option<&Signals>) -> Turn {
+    /// --quit-after that has not joined is waited for until --timeout from the join, then
+    /// named and left out; a lock that cannot be read counts as running for --timeout,
+    /// then as ended. A termination signal ends these waits.
+    pub fn leave(self, signals: Option<&Signals>) -> Left {
         let Member {
             shared,
             lock,
             joined_by,
+            timeout,
         } = self;
-        if let Err(err) = flock(&lock, libc::LOCK_UN) {
-            warn!(
-                "cannot release {}'s lock in the pod directory: {err}",
-                shared.name
-            );
-        }
-        drop(lock);
-        let mut running = Vec::new();
-        for name in shared.quit_after.iter().filter(|n| **n != shared.name) {
-            match ended(&shared.dir, name, joined_by, signals) {
-                Ok(true) => {}
-                Ok(false) => running.push(name.clone()),
-                // Unreadable: better a sidecar quit too soon than a pod that never ends.
-                Err(err) => warn!("cannot tell whether {name} runs: {err}; counted as ended"),
+        let token = shared.dir.join(QUIT_TOKEN);
+        let joined = lock.is_some();
+        // There while this container still ran: not made by one that ended with it.
+        let stale = joined && token.symlink_metadata().is_ok();
+        if let Some(lock) = lock {
+            if let Err(err) = flock(&lock, libc::LOCK_UN) {
+                warn!(
+                    "cannot release {}'s lock in the pod directory: {err}",
+                    shared.name
+                );
             }
         }
-        if !running.is_empty() {
-            return Turn::Running(running);
+        // One that could not join holds no lock: every name, its own too, is another's.
+        let mut names: Vec<&String> = shared
+            .quit_after
+            .iter()
+            .filter(|n| !joined || **n != shared.name)
+            .collect();
+        if !joined && !names.contains(&&shared.name) {
+            names.push(&shared.name);
         }
-        take_the_quit(&shared)
+        let mut look = Look {
+            dir: &shared.dir,
+            joined_by,
+            unreadable_until: Instant::now() + timeout,
+            wait_for_joins: joined,
+            signals,
+            cut: None,
+        };
+        let running: Vec<String> = names
+            .into_iter()
+            .filter(|name| look.runs(name))
+            .cloned()
+            .collect();
+        let turn = if !running.is_empty() {
+            Turn::Running(running)
+        } else if !joined {
+            Turn::NoneRuns
+        } else if stale {
+            warn!(
+                "{} was made while this container ran (another counted it as ended, or does \
+                 not list it in --quit-after): quitting the sidecar all the same",
+                token.display()
+            );
+            Turn::Last
+        } else {
+            take_the_quit(&token)
+        };
+        Left {
+            turn,
+            cut: look.cut,
+        }
     }
 }
 
-/// Whether `name` has ended: its lock file there and not locked; one not there yet is
-/// waited for until `deadline`, then counted as ended with a warning.
-fn ended(
-    dir: &Path,
-    name: &str,
-    deadline: Instant,
-    signals: Option<&Signals>,
-) -> Result<bool, String> {
-    let path = lock_file(dir, name);
-    loop {
-        match File::open(&path) {
-            Ok(file) => return locked(&file).map(|held| !held),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(format!("{}: {err}", path.display())),
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let signalled =
-            !left.is_zero() && supervisor::pause_or_sleep(signals, POLL.min(left)).is_some();
-        if left.is_zero() || signalled {
-            warn!(
-                "--quit-after: {name} never joined {} (a misspelt name, or a container \
-                 that never started): left out",
-                dir.display()
-            );
-            return Ok(true);
+/// Looks at the other task containers' locks, waiting where it must.
+struct Look<'a> {
+    dir: &'a Path,
+    /// A name not there yet is waited for until then.
+    joined_by: Instant,
+    /// A lock that cannot be read counts as running until then.
+    unreadable_until: Instant,
+    /// Whether a name not there yet is waited for at all (not by one that could not join).
+    wait_for_joins: bool,
+    signals: Option<&'a Signals>,
+    /// The termination signal that ended the waiting, once one has: no later wait.
+    cut: Option<libc::c_int>,
+}
+
+impl Look<'_> {
+    /// Whether `name` still runs: its lock file there and locked. One whose lock cannot be
+    /// read (not a regular file, not readable) counts as running until `unreadable_until`.
+    fn runs(&mut self, name: &str) -> bool {
+        let path = lock_file(self.dir, name);
+        let mut said = false;
+        loop {
+            let unreadable = match pod_dir::open_planted(&path).and_then(|file| locked(&file)) {
+                Ok(held) => return held,
+                // Not there, or the pod directory is not one: nothing of that name runs.
+                Err(err)
+                    if err.kind() == io::ErrorKind::NotFound
+                        || err.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    None
+                }
+                Err(err) => Some(err),
+            };
+            if let (Some(err), false) = (&unreadable, said) {
+                said = true;
+                warn!(
+                    "--quit-after: cannot tell whether {name} runs ({}: {err}): counted as \
+                     running for up to {}ms",
+                    path.display(),
+                    millis(
+                        self.unreadable_until
+                            .saturating_duration_since(Instant::now())
+                    )
+                );
+            }
+            let (deadline, wait) = match unreadable {
+                Some(_) => (self.unreadable_until, true),
+                None => (self.joined_by, self.wait_for_joins),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if wait && !left.is_zero() && self.cut.is_none() {
+                self.cut = supervisor::pause_or_sleep(self.signals, POLL.min(left));
+                if self.cut.is_none() {
+                    continue;
+                }
+            }
+            let (by, sig) = match self.cut {
+                Some(sig) => ("cut short by SIG", signals::name(sig)),
+                None => ("the time is up", ""),
+            };
+            match (unreadable, wait) {
+                (Some(_), _) => warn!("--quit-after: {name} counted as ended ({by}{sig})"),
+                (None, true) => warn!(
+                    "--quit-after: {name} never joined {} (a misspelt name, or a container \
+                     that never started; {by}{sig}): left out",
+                    self.dir.display()
+                ),
+                (None, false) => {}
+            }
+            return false;
         }
     }
 }
 
 /// The one of those that ended together that makes `DIR/.quit` takes the quit.
-fn take_the_quit(shared: &Shared) -> Turn {
-    let token = shared.dir.join(QUIT_TOKEN);
-    let made = OpenOptions::new()
+fn take_the_quit(token: &Path) -> Turn {
+    let made = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&token);
+        .open(token);
     match made {
         Ok(_) => Turn::Last,
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Turn::Taken,
@@ -193,23 +290,12 @@ fn lock_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Whether another process holds a lock on `file` (it runs).
-fn locked(file: &File) -> Result<bool, String> {
+fn locked(file: &File) -> io::Result<bool> {
     match flock(file, libc::LOCK_SH | libc::LOCK_NB) {
-        Ok(()) => {
-            flock(file, libc::LOCK_UN).map_err(|err| err.to_string())?;
-            Ok(false)
-        }
+        Ok(()) => flock(file, libc::LOCK_UN).map(|()| false),
         Err(err) if err.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(true),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(err),
     }
-}
-
-fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
-    // SAFETY: the descriptor is open for as long as `file` lives; flock takes no pointers.
-    if unsafe { libc::flock(file.as_raw_fd(), operation) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -245,7 +331,7 @@ mod tests {
                     let barrier = Arc::clone(&barrier);
                     std::thread::spawn(move || {
                         barrier.wait();
-                        member.leave(None)
+                        member.leave(None).turn
                     })
                 })
                 .collect();

@@ -19,7 +19,7 @@ pub mod istio;
 pub mod mesh;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
@@ -488,3 +488,58 @@ pub const NONROOT: [&str; 7] = [
     "--bounding-set=-all",
     "--no-new-privs",
 ];
+
+/// strace, run as root with `-f` in front of `unshare`, so that the process it delays is
+/// PID 1 of its own PID namespace, as a container's meshinit is.
+pub fn delayed_in(syscall: &str, args: &[&str]) -> Command {
+    // A call is delayed only where it is traced.
+    let trace = format!("trace={syscall}");
+    let inject = format!("inject={syscall}:delay_enter=60000000");
+    let mut wrapper = vec!["strace", "-f", "-qq", "-o", "/dev/null"];
+    wrapper.extend(["-e", &trace, "-e", &inject]);
+    wrapper.extend(AS_PID1);
+    meshinit_via(&wrapper, args)
+}
+
+/// Starts `cmd` (strace → unshare → meshinit), waits until a file whose name starts with
+/// `prefix` appears in `dir` (meshinit is then held inside the delayed call), and SIGKILLs
+/// meshinit there, as an OOM kill would.
+pub fn killed_midway(cmd: Command, dir: &Path, prefix: &str) {
+    // Pid1: the child of the test's own child (strace) is unshare.
+    let mut tracer = start(cmd, Mode::Pid1);
+    let deadline = Instant::now() + RUN_LIMIT;
+    let hidden = || {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(prefix))
+    };
+    while !hidden() {
+        assert!(
+            Instant::now() < deadline,
+            "no {prefix}* in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let unshare = tracer.meshinit_pid();
+    let children = format!("/proc/{unshare}/task/{unshare}/children");
+    let meshinit: i32 = std::fs::read_to_string(children)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill has no memory arguments; the pid is of a process this test started.
+    assert_eq!(unsafe { libc::kill(meshinit, libc::SIGKILL) }, 0);
+    // A tracee held by strace dies of its pending SIGKILL once strace lets it go, before
+    // the delayed call is made.
+    let _ = tracer.child.kill();
+    let _ = tracer.child.wait();
+    while std::fs::metadata(format!("/proc/{meshinit}")).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "meshinit {meshinit} outlived its SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(hidden(), "the killed attempt left its hidden file");
+}
