@@ -288,8 +288,11 @@ fn the_release_is_complete_checksummed_small_and_reproducible() {
     for arch in ["amd64", "arm64"] {
         let binary = dist.join(format!("meshinit-{v}-linux-{arch}"));
         let size = std::fs::metadata(&binary).unwrap().len();
-        // The bar of the design card: 336 KiB for each shipped binary.
-        assert!(size <= 336 * 1024, "{arch}: {size} bytes");
+        // The bar of the design card: 336 KiB for each shipped binary; a correctness fix
+        // that cannot fit after making room may use up to 344 KiB, said in README. amd64
+        // uses it since issue 30 (a pod directory shared with hostile or unlucky writers).
+        let bar = if arch == "amd64" { 344 } else { 336 };
+        assert!(size <= bar * 1024, "{arch}: {size} bytes, over {bar} KiB");
         let runner = if arch == "amd64" {
             binary.to_str().unwrap().to_owned()
         } else {

@@ -388,6 +388,39 @@ fn a_container_that_cannot_join_leaves_the_sidecar_to_the_one_that_runs() {
     );
 }
 
+/// The exporter and the uploader of a pod, each under a user of its own with umask 077:
+/// the exporter started (its task waits for `go`), and the uploader's command, ending at
+/// once; `exporter` and `uploader` are extra options of each.
+fn exporter_and_uploader(
+    dir: &Path,
+    port: u16,
+    exporter: &[&str],
+    uploader: &[&str],
+) -> (Running, Command) {
+    open_to_all(dir);
+    let set = "exporter,uploader";
+    let task = until_go(dir, 0);
+    let exporter = container_as(
+        Who::User(65532),
+        "exporter",
+        dir,
+        set,
+        port,
+        exporter,
+        &task,
+    );
+    let uploader = container_as(
+        Who::User(65533),
+        "uploader",
+        dir,
+        set,
+        port,
+        uploader,
+        "exit 0",
+    );
+    (started(exporter), uploader)
+}
+
 /// Each container under a user of its own with umask 077: the one that ends first still
 /// sees the other run (its lock is 0644 whatever the umask), and the last one's line says
 /// that it is the last.
@@ -395,23 +428,12 @@ fn a_container_that_cannot_join_leaves_the_sidecar_to_the_one_that_runs() {
 fn a_lock_made_under_umask_077_is_seen_by_another_user() {
     let test = "a_lock_made_under_umask_077_is_seen_by_another_user";
     let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
-    open_to_all(&dir);
-    let set = "exporter,uploader";
-    let exporter = started(container_as(
-        Who::User(65532),
-        "exporter",
-        &dir,
-        set,
-        port,
-        &[],
-        &until_go(&dir, 0),
-    ));
+    let (exporter, uploader) = exporter_and_uploader(&dir, port, &[], &[]);
     let mode = std::fs::metadata(dir.join("exporter.lock"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o644);
-    let uploader = container_as(Who::User(65533), "uploader", &dir, set, port, &[], "exit 0");
     let out = start(uploader, Mode::Pid1).finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.log_position("leaving the sidecar running for exporter");
@@ -434,28 +456,10 @@ fn a_lock_made_under_umask_077_is_seen_by_another_user() {
 fn a_lock_that_cannot_be_read_counts_as_running_until_the_timeout() {
     let test = "a_lock_that_cannot_be_read_counts_as_running_until_the_timeout";
     let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
-    open_to_all(&dir);
-    let set = "exporter,uploader";
-    let exporter = started(container_as(
-        Who::User(65532),
-        "exporter",
-        &dir,
-        set,
-        port,
-        &["--quit-window", "0"],
-        &until_go(&dir, 0),
-    ));
+    let (exporter, uploader) =
+        exporter_and_uploader(&dir, port, &["--quit-window", "0"], &["--timeout", "2s"]);
     let lock = dir.join("exporter.lock");
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let uploader = container_as(
-        Who::User(65533),
-        "uploader",
-        &dir,
-        set,
-        port,
-        &["--timeout", "2s"],
-        "exit 0",
-    );
     let out = start(uploader, Mode::Pid1).finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let running = out.log_position(&format!(
