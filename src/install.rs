@@ -44,8 +44,8 @@ pub fn install(dir: &Path) -> Ending {
 }
 
 /// The kernel's own link to this process's executable (no PATH, no argv[0] to trust); where
-/// /proc is not mounted (a chroot holding only meshinit), the absolute path the kernel
-/// started it by.
+/// /proc is not mounted (a chroot holding only meshinit), the path the kernel started it by
+/// (relative to the working directory, which meshinit never changes).
 fn this_executable() -> io::Result<File> {
     let without_proc = match File::open("/proc/self/exe") {
         Ok(file) => return Ok(file),
@@ -58,10 +58,10 @@ fn this_executable() -> io::Result<File> {
         // put on the stack, alive and unchanged for the whole process.
         unsafe { CStr::from_ptr(at as *const libc::c_char) }.to_bytes()
     });
-    match path.filter(|p| p.first() == Some(&b'/')) {
+    match path.filter(|p| !p.is_empty()) {
         Some(path) => File::open(OsStr::from_bytes(path)),
         None => Err(io::Error::other(format!(
-            "/proc/self/exe: {without_proc}, and it was not started by an absolute path"
+            "/proc/self/exe: {without_proc}, and the kernel gave no path it was started by"
         ))),
     }
 }

@@ -30,7 +30,7 @@ pub fn hold(dir: &Path) -> io::Result<File> {
             Err(err) if err.raw_os_error() == Some(libc::EWOULDBLOCK) => {
                 if Instant::now() >= deadline {
                     return Err(io::Error::other(
-                        "another process has held its lock for 10 s",
+                        "another process has held a lock on the directory for 10 s",
                     ));
                 }
                 std::thread::sleep(HOLD_POLL);
@@ -66,6 +66,8 @@ pub fn open_planted(path: &Path) -> io::Result<File> {
         .open(path)
         .map_err(|err| match err.raw_os_error() {
             Some(libc::ELOOP) => io::Error::other("a symbolic link (not followed)"),
+            // What open says of a socket.
+            Some(libc::ENXIO) => io::Error::other("a socket, not a regular file"),
             _ => err,
         })?;
     let kind = file.metadata()?.file_type();

@@ -40,6 +40,12 @@ pub fn run(plan: &Plan, usage_error: Option<&UsageError>) -> u8 {
         };
         // Said already, where it was found (main.rs).
         if let Some(error) = usage_error {
+            // A task container of a set whose own part of the configuration is whole
+            // leaves the sidecar to the others that run, as one that cannot join does.
+            member = plan
+                .shared
+                .as_ref()
+                .map(|shared| Member::outside(shared, plan.wait.timeout));
             break 'run usage(error.to_string());
         }
         if let Some(Action::Install(Some(dir))) = &plan.action {

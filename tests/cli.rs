@@ -535,13 +535,30 @@ fn a_wrong_envoy_admin_api_is_not_called_missing() {
 /// environment (the task containers' names, the task's grace) do not fail them.
 #[test]
 fn a_runs_settings_do_not_fail_wait_or_quit() {
-    for sub in ["wait", "quit"] {
+    for (sub, theirs) in [
+        (
+            "wait",
+            [
+                ("NEVER_KILL_ISTIO", "maybe"),
+                ("GENERIC_QUIT_ENDPOINTS", "bad://"),
+            ],
+        ),
+        (
+            "quit",
+            [
+                ("NEVER_KILL_ISTIO", "maybe"),
+                ("WAIT_FOR_ENVOY_TIMEOUT", "soon"),
+            ],
+        ),
+    ] {
         let mut cmd = meshinit_bare(Mode::Plain, &[sub, "--mesh", "none"]);
         cmd.envs([
             ("MESHINIT_NAME", "exporter"),
             ("MESHINIT_GRACE", "soon"),
             ("MESHINIT_SUCCESS_CODES", "none"),
         ]);
+        // scuttle's that are not the subcommand's, too.
+        cmd.envs(theirs);
         let out = start(cmd, Mode::Plain).finish(LIMIT);
         assert_eq!(out.code, Some(0), "{sub}: {}", out.stderr);
     }

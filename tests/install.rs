@@ -133,14 +133,19 @@ fn install_into_a_read_only_or_full_dir_fails_and_leaves_nothing() {
 }
 
 /// As in the FROM-scratch image: a root holding `/meshinit` alone (no shell, no libc), with
-/// the /proc a container runtime mounts, and without one (a bare chroot).
+/// the /proc a container runtime mounts, and without one (a bare chroot), where meshinit is
+/// found by the path it was started by, absolute or not.
 #[test]
 fn install_works_in_a_root_with_nothing_but_meshinit() {
     let test = "install_works_in_a_root_with_nothing_but_meshinit";
     if !need_pid1(test) {
         return;
     }
-    for with_proc in [true, false] {
+    for (with_proc, started_as) in [
+        (true, "/meshinit"),
+        (false, "/meshinit"),
+        (false, "./meshinit"),
+    ] {
         let root = tempdir("install-scratch");
         std::fs::copy(bin(), root.join("meshinit")).unwrap();
         std::fs::create_dir_all(root.join("proc")).unwrap();
@@ -150,7 +155,8 @@ fn install_works_in_a_root_with_nothing_but_meshinit() {
             true => format!("mount -t proc proc {shown}/proc && "),
             false => String::new(),
         };
-        let script = format!("{proc}exec chroot {shown} /meshinit install /out");
+        // chroot starts the program in the new root's `/`.
+        let script = format!("{proc}exec chroot {shown} {started_as} install /out");
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--pid", "--fork", "sh", "-c", &script]);
         clean_env(&mut cmd);

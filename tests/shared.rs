@@ -292,7 +292,7 @@ fn a_half_configured_set_is_a_usage_error_that_still_quits() {
                 "--log",
                 "off",
             ],
-            "cannot write there",
+            "cannot lock it: No such file or directory",
         ),
     ] {
         let before = posts(&mut sidecar);
@@ -337,20 +337,29 @@ fn a_container_that_cannot_join_leaves_the_sidecar_to_the_one_that_runs() {
         &until_go(&dir, 0),
     ));
     // The pod directory is root's, 0755: the other user cannot write it.
-    for (who, name, why) in [
+    for (who, name, extra, why) in [
         (
             Who::Root,
             "job",
+            &[][..],
             "--name job: another running container of the pod has this name",
         ),
         (
             Who::User(65532),
             "uploader",
-            "cannot write there: Permission denied",
+            &[],
+            "/.uploader.joining: Permission denied",
+        ),
+        // A mistake in its own configuration: it never joins either.
+        (
+            Who::Root,
+            "uploader",
+            &["--grace", "bogus"],
+            "--grace: invalid value 'bogus'",
         ),
     ] {
         let out = start(
-            container_as(who, name, &dir, set, port, &[], "exit 0"),
+            container_as(who, name, &dir, set, port, extra, "exit 0"),
             Mode::Pid1,
         )
         .finish(LIMIT);
@@ -467,11 +476,12 @@ fn a_lock_that_cannot_be_read_counts_as_running_until_the_timeout() {
         lock.display()
     ));
     assert!(
-        out.stderr.contains("counted as running for up to"),
+        out.stderr
+            .contains("counted as running until --timeout runs out"),
         "{}",
         out.stderr
     );
-    let ended = out.log_position("--quit-after: exporter counted as ended (the time is up)");
+    let ended = out.log_position("--quit-after: exporter counted as ended (--timeout ran out)");
     assert!(running < ended && ended < out.log_position("sidecar quit via"));
     assert!(
         sidecar.exits_within(Duration::from_secs(10)),
@@ -481,7 +491,7 @@ fn a_lock_that_cannot_be_read_counts_as_running_until_the_timeout() {
     std::fs::write(dir.join("go"), "").unwrap();
     let out = exporter.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.log_position("was made while this container ran");
+    out.log_position("is there from before this container ended");
     assert!(
         !out.stderr.contains("ended at the same time"),
         "a false line: {}",
@@ -543,10 +553,11 @@ fn a_term_ends_the_wait_for_every_name_that_never_joined() {
     let out = a.finish(Duration::from_secs(20));
     assert_eq!(out.code, Some(0), "the task's code: {}", out.stderr);
     for name in ["b", "c"] {
-        let line = format!("--quit-after: {name} never joined");
+        let line = format!("--quit-after: {name} had not joined");
         let at = out.log_position(&line);
         let said = out.stderr.lines().nth(at).unwrap();
-        assert!(said.contains("cut short by SIGTERM"), "{said}");
+        assert!(said.contains("when SIGTERM came: left out"), "{said}");
+        assert!(!said.contains("misspelt"), "{said}");
     }
     let summary = out.stderr.lines().last().unwrap();
     assert!(
@@ -646,4 +657,89 @@ fn a_container_killed_while_joining_joins_again_when_it_restarts() {
     killed_midway(delayed_in("rename", &args), &dir, ".a.");
     let out = start(meshinit_via(AS_PID1, &args), Mode::Pid1).finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// One that cannot join and ends before the other has even started leaves the sidecar to
+/// it all the same: the other's name is waited for, as a member waits for it.
+#[test]
+fn one_that_cannot_join_waits_for_the_others_to_join() {
+    let test = "one_that_cannot_join_waits_for_the_others_to_join";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    let set = "job,uploader";
+    // The pod directory is root's, 0755: this user cannot write it.
+    let mut uploader = start(
+        container_as(Who::User(65532), "uploader", &dir, set, port, &[], "exit 0"),
+        Mode::Pid1,
+    );
+    uploader.expect_log(|l| l.contains("Permission denied"), LIMIT);
+    // Its own wait for the uploader, which never joins, is cut to 2 s.
+    let job = container(
+        "job",
+        &dir,
+        set,
+        port,
+        &["--timeout", "2s"],
+        &until_go(&dir, 0),
+    );
+    let job = started(job);
+    let out = uploader.finish(LIMIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    out.log_position("leaving the sidecar running for job");
+    assert!(serves(port), "quit before job ran: {}", out.stderr);
+    std::fs::write(dir.join("go"), "").unwrap();
+    let out = job.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A TERM that ended the task (the pod is being deleted) also ends, at once, the wait for a
+/// name that has not joined: the container ends within the kubelet's grace, with 143.
+#[test]
+fn a_term_during_the_task_ends_the_wait_for_names_not_joined() {
+    let test = "a_term_during_the_task_ends_the_wait_for_names_not_joined";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    let a = container("a", &dir, "a,b", port, &["--timeout", "60s"], "sleep 100");
+    let a = started(a);
+    a.signal(libc::SIGTERM);
+    // Well within the 60 s that b was to be waited for.
+    let out = a.finish(Duration::from_secs(20));
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    out.log_position("--quit-after: b had not joined");
+    out.log_position("when SIGTERM came: left out");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// In a sticky directory another user's `.quit` of the last round cannot be removed: the
+/// container still joins, and at its end quits the sidecar, saying why.
+#[test]
+fn another_users_quit_file_in_a_sticky_directory_does_not_block_a_join() {
+    let test = "another_users_quit_file_in_a_sticky_directory_does_not_block_a_join";
+    let (mut sidecar, port, dir) = or_skip!(envoy_and_pod(test));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let token = dir.join(".quit");
+    std::fs::write(&token, "").unwrap();
+    let status = Command::new("chown")
+        .arg("65533:65533")
+        .arg(&token)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let job = container_as(Who::User(65532), "job", &dir, "job", port, &[], "exit 0");
+    let out = start(job, Mode::Pid1).finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.log_position("cannot remove");
+    out.log_position("is there from before this container ended");
+    assert!(
+        sidecar.exits_within(Duration::from_secs(10)),
+        "{}",
+        out.stderr
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::duration;
 use super::environment::Environment;
+use super::options::runs;
 use super::presets::ISTIO_EXECUTABLES;
 use super::settings::{Keep, Mesh, OnTimeout, Settings};
 use super::values::{self, UsageError};
@@ -55,8 +56,9 @@ pub struct Legacy {
 /// Reads one variable's value into `Legacy`; `Err` is the accepted form.
 type Reader = fn(&mut Legacy, &str) -> Result<(), &'static str>;
 
-/// A variable: its name, what it decides (for the run's first line), how it is read.
-pub type Variable = (&'static str, &'static str, Reader);
+/// A variable: its name, what it decides (for the run's first line), how it is read, and
+/// the runs its value applies to (`options::runs`).
+pub type Variable = (&'static str, &'static str, Reader, u8);
 
 /// Every variable read, with its meaning there.
 pub const VARIABLES: [Variable; 15] = [
@@ -67,11 +69,17 @@ pub const VARIABLES: [Variable; 15] = [
             l.admin = Some(base_url(v)?);
             Ok(())
         },
+        runs::SIDECAR,
     ),
-    ("START_WITHOUT_ENVOY", "no wait", |l, v| {
-        l.skip_wait = flag(v)?;
-        Ok(())
-    }),
+    (
+        "START_WITHOUT_ENVOY",
+        "no wait",
+        |l, v| {
+            l.skip_wait = flag(v)?;
+            Ok(())
+        },
+        runs::RUN | runs::WAIT,
+    ),
     (
         "WAIT_FOR_ENVOY_TIMEOUT",
         "the time limit, then the task starts",
@@ -79,6 +87,7 @@ pub const VARIABLES: [Variable; 15] = [
             l.wait_timeout = limit(v)?;
             Ok(())
         },
+        runs::RUN | runs::WAIT,
     ),
     (
         "QUIT_WITHOUT_ENVOY_TIMEOUT",
@@ -87,15 +96,26 @@ pub const VARIABLES: [Variable; 15] = [
             l.quit_timeout = limit(v)?;
             Ok(())
         },
+        runs::RUN | runs::WAIT,
     ),
-    ("ISTIO_QUIT_API", "pilot-agent's quit endpoint", |l, v| {
-        l.istio_quit = Some(base_url(v)?);
-        Ok(())
-    }),
-    ("ENVOY_KILL_API", "Envoy's quit endpoint", |l, v| {
-        l.envoy_kill = Some(base_url(v)?);
-        Ok(())
-    }),
+    (
+        "ISTIO_QUIT_API",
+        "pilot-agent's quit endpoint",
+        |l, v| {
+            l.istio_quit = Some(base_url(v)?);
+            Ok(())
+        },
+        runs::RUN | runs::QUIT,
+    ),
+    (
+        "ENVOY_KILL_API",
+        "Envoy's quit endpoint",
+        |l, v| {
+            l.envoy_kill = Some(base_url(v)?);
+            Ok(())
+        },
+        runs::RUN | runs::QUIT,
+    ),
     (
         "GENERIC_QUIT_ENDPOINTS",
         "endpoints told at the end",
@@ -112,19 +132,35 @@ pub const VARIABLES: [Variable; 15] = [
             l.tls_left_out = tls.iter().map(|u| url::shown_without_query(u)).collect();
             Ok(())
         },
+        runs::RUN | runs::QUIT,
     ),
-    ("ISTIO_FALLBACK_PKILL", "the /proc fallback", |l, v| {
-        l.fallback_pkill = Some(flag(v)?);
-        Ok(())
-    }),
-    ("NEVER_KILL_ISTIO", "keep the sidecar", |l, v| {
-        l.never_kill |= flag(v)?;
-        Ok(())
-    }),
-    ("NEVER_KILL_ENVOY", "keep the sidecar", |l, v| {
-        l.never_kill |= flag(v)?;
-        Ok(())
-    }),
+    (
+        "ISTIO_FALLBACK_PKILL",
+        "the /proc fallback",
+        |l, v| {
+            l.fallback_pkill = Some(flag(v)?);
+            Ok(())
+        },
+        runs::RUN | runs::QUIT,
+    ),
+    (
+        "NEVER_KILL_ISTIO",
+        "keep the sidecar",
+        |l, v| {
+            l.never_kill |= flag(v)?;
+            Ok(())
+        },
+        runs::RUN,
+    ),
+    (
+        "NEVER_KILL_ENVOY",
+        "keep the sidecar",
+        |l, v| {
+            l.never_kill |= flag(v)?;
+            Ok(())
+        },
+        runs::RUN,
+    ),
     (
         "NEVER_KILL_ISTIO_ON_FAILURE",
         "keep the sidecar on failure",
@@ -132,6 +168,7 @@ pub const VARIABLES: [Variable; 15] = [
             l.keep_on_failure |= flag(v)?;
             Ok(())
         },
+        runs::RUN,
     ),
     // envoy-preflight kept Envoy after a failure unless this was true; meshinit quits by
     // default, and keeps it on failure only when this is explicitly false.
@@ -142,15 +179,26 @@ pub const VARIABLES: [Variable; 15] = [
             l.keep_on_failure |= !flag(v)?;
             Ok(())
         },
+        runs::RUN,
     ),
-    ("SCUTTLE_LOGGING", "errors only when false", |l, v| {
-        l.quiet = !flag(v)?;
-        Ok(())
-    }),
-    ("QUIT_REQUEST_TIMEOUT", "the quit budget", |l, v| {
-        l.quit_budget = limit(v)?;
-        Ok(())
-    }),
+    (
+        "SCUTTLE_LOGGING",
+        "errors only when false",
+        |l, v| {
+            l.quiet = !flag(v)?;
+            Ok(())
+        },
+        runs::SIDECAR,
+    ),
+    (
+        "QUIT_REQUEST_TIMEOUT",
+        "the quit budget",
+        |l, v| {
+            l.quit_budget = limit(v)?;
+            Ok(())
+        },
+        runs::RUN | runs::QUIT,
+    ),
     (
         "GENERIC_QUIT_ONLY",
         "only GENERIC_QUIT_ENDPOINTS told",
@@ -158,6 +206,7 @@ pub const VARIABLES: [Variable; 15] = [
             l.generic_quit_only = flag(v)?;
             Ok(())
         },
+        runs::RUN | runs::QUIT,
     ),
 ];
 
@@ -330,16 +379,21 @@ fn readiness_url(admin: &str) -> String {
     }
 }
 
-/// Reads every variable; the first bad one is returned beside what could be read. The
-/// values are not meshinit's, so errors name the variable without its value.
-pub fn read(env: &Environment) -> (Legacy, Option<UsageError>) {
+/// Reads every variable whose value applies to `run` (a bit of `options::runs`); the first
+/// bad one is returned beside what could be read. The values are not meshinit's, so errors
+/// name the variable without its value. Every variable set counts in `set` (a scuttle
+/// user's run without ENVOY_ADMIN_API neither waits nor quits), read or not.
+pub fn read(env: &Environment, run: u8) -> (Legacy, Option<UsageError>) {
     let mut legacy = Legacy::default();
     let mut first_error = None;
-    for (name, decides, reader) in VARIABLES {
+    for (name, decides, reader, applies) in VARIABLES {
         let Some(raw) = env.get(name) else {
             continue;
         };
         legacy.set.push((name, decides));
+        if applies & run == 0 {
+            continue;
+        }
         let result = match raw.into_string() {
             Ok(value) => reader(&mut legacy, &value),
             Err(_) => Err("valid UTF-8"),

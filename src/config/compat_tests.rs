@@ -14,7 +14,7 @@ fn settings(args: &[&str], vars: &[(&str, &str)]) -> Settings {
 }
 
 pub fn read_vars(vars: &[(&str, &str)]) -> (Legacy, Option<UsageError>) {
-    read(&Environment::of(vars))
+    read(&Environment::of(vars), crate::config::options::runs::RUN)
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn values() -> Vec<String> {
 #[test]
 fn configuration_sources() {
     let variables: Vec<&'static str> = variables::names()
-        .chain(compat::VARIABLES.iter().map(|(name, _, _)| *name))
+        .chain(compat::VARIABLES.iter().map(|(name, _, _, _)| *name))
         .collect();
     let (flags, values) = (flags(), values());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -53,7 +53,7 @@ pub fn parse(
     // scuttle's variables describe the sidecar: nothing of install's.
     let (legacy, mut first_error) = match run {
         options::runs::INSTALL => Default::default(),
-        _ => compat::read(env),
+        _ => compat::read(env, run),
     };
     let mut settings = Settings {
         action,
@@ -100,7 +100,9 @@ pub fn process_environment() -> Environment {
         name.starts_with("MESHINIT_")
             || name == KUBERNETES
             || LINKERD_AWAIT_OFF.contains(&name)
-            || compat::VARIABLES.iter().any(|(known, _, _)| *known == name)
+            || compat::VARIABLES
+                .iter()
+                .any(|(known, _, _, _)| *known == name)
     })
 }
 

@@ -4,6 +4,7 @@
 //! kill they are the task's, like any other. A real fault in meshinit still kills it, since
 //! the kernel unblocks and delivers with the default action a signal that a fault raises.
 
+use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::time::Duration;
@@ -11,6 +12,9 @@ use std::time::Duration;
 /// The signals the main loop collects.
 pub struct Signals {
     collected: libc::sigset_t,
+    /// The first termination signal collected (`ends_waiting`), whoever took it: the pod is
+    /// stopping, and a later wait for other containers must not outlast it.
+    terminated: Cell<Option<libc::c_int>>,
 }
 
 impl Signals {
@@ -38,7 +42,10 @@ impl Signals {
         for sig in [libc::SIGTTIN, libc::SIGTTOU] {
             set_disposition(sig, libc::SIG_IGN)?;
         }
-        Ok(Signals { collected })
+        Ok(Signals {
+            collected,
+            terminated: Cell::new(None),
+        })
     }
 
     /// Waits for one collected signal. `None` as timeout waits without limit; a timeout that
@@ -66,6 +73,7 @@ impl Signals {
                     // away: not the task's business.
                     return Ok(None);
                 }
+                self.note(sig);
                 return Ok(Some(sig));
             }
             let err = io::Error::last_os_error();
@@ -80,6 +88,17 @@ impl Signals {
 }
 
 impl Signals {
+    /// The first termination signal collected so far, if one was.
+    pub fn terminated(&self) -> Option<libc::c_int> {
+        self.terminated.get()
+    }
+
+    fn note(&self, sig: libc::c_int) {
+        if ends_waiting(sig) && self.terminated.get().is_none() {
+            self.terminated.set(Some(sig));
+        }
+    }
+
     /// Takes a termination signal that is already pending, if one is: one that arrived
     /// during the last readiness request, which does not watch for signals, must still end
     /// the run before the task starts. Other pending signals stay for the task.
@@ -102,6 +121,7 @@ impl Signals {
             // SAFETY: `only` and `now` are initialised and outlive the call; a null info
             // pointer is allowed.
             if unsafe { libc::sigtimedwait(&only, std::ptr::null_mut(), &now) } == sig {
+                self.note(sig);
                 return Ok(Some(sig));
             }
         }

@@ -9,8 +9,8 @@
 //! of two containers given one name exactly one joins. At its task's end a meshinit releases
 //! its lock, then looks at the others: one still locked runs, so it is not the last; when
 //! every one has ended, creating `DIR/.quit` with O_EXCL picks exactly one of those that
-//! ended together. A container that could not join holds nothing and leaves the sidecar to
-//! the others while one of them runs.
+//! ended together. A container that could not join, or whose configuration is wrong, holds
+//! nothing and leaves the sidecar to the others while one of them runs.
 
 use std::fs::File;
 use std::io;
@@ -74,10 +74,11 @@ pub struct Left {
 /// has this name; the text names DIR or the name.
 pub fn join(shared: &Shared, timeout: Duration) -> Result<Member, String> {
     let dir = &shared.dir;
-    let cannot = |err: io::Error| format!("--pod-dir {}: cannot write there: {err}", dir.display());
+    let shown = dir.display();
     // Until the end of the join: the hidden name is this joiner's, and a name's lock file
     // is looked at and replaced by one joiner at a time.
-    let _held = pod_dir::hold(dir).map_err(cannot)?;
+    let _held =
+        pod_dir::hold(dir).map_err(|err| format!("--pod-dir {shown}: cannot lock it: {err}"))?;
     let lock_path = lock_file(dir, &shared.name);
     let existing = pod_dir::open_planted(&lock_path).and_then(|file| locked(&file));
     if existing.is_ok_and(|held| held) {
@@ -88,24 +89,32 @@ pub fn join(shared: &Shared, timeout: Duration) -> Result<Member, String> {
         ));
     }
     // A container that joins starts a new round (a restarted one): the last round's quit
-    // is over.
-    match std::fs::remove_file(dir.join(QUIT_TOKEN)) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(cannot(err)),
+    // is over. One that cannot be removed (another user's, in a sticky directory) is found
+    // at the end, made before this one ended: the quit is then this one's all the same.
+    let token = dir.join(QUIT_TOKEN);
+    match std::fs::remove_file(&token) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            warn!("cannot remove {}: {err}", token.display())
+        }
         _ => {}
     }
     let hidden = dir.join(format!(".{}.joining", shared.name));
-    let lock = pod_dir::create_fresh(&hidden, 0o644).map_err(cannot)?;
+    let lock = pod_dir::create_fresh(&hidden, 0o644).map_err(|err| {
+        format!(
+            "--pod-dir {shown}: cannot write {}: {err}",
+            hidden.display()
+        )
+    })?;
     let joined = flock(&lock, libc::LOCK_EX | libc::LOCK_NB)
         .and_then(|()| std::fs::rename(&hidden, &lock_path));
     if let Err(err) = joined {
         let _ = std::fs::remove_file(&hidden);
         return Err(format!(
-            "--pod-dir {}: cannot lock {}: {err}",
-            dir.display(),
+            "--pod-dir {shown}: cannot lock {}: {err}",
             lock_path.display()
         ));
     }
-    debug!("joined the pod as {} in {}", shared.name, dir.display());
+    debug!("joined the pod as {} in {shown}", shared.name);
     Ok(Member {
         shared: shared.clone(),
         lock: Some(lock),
@@ -115,13 +124,13 @@ pub fn join(shared: &Shared, timeout: Duration) -> Result<Member, String> {
 }
 
 impl Member {
-    /// A container of the set that could not join: it holds nothing, and at its end looks
-    /// only at the locks of the others.
+    /// A container of the set that could not join, or whose configuration is wrong: it
+    /// holds nothing, and at its end looks at the others' locks as a member does.
     pub fn outside(shared: &Shared, timeout: Duration) -> Member {
         Member {
             shared: shared.clone(),
             lock: None,
-            joined_by: Instant::now(),
+            joined_by: Instant::now() + timeout,
             timeout,
         }
     }
@@ -129,7 +138,7 @@ impl Member {
     /// Says that this container has ended, then finds whose turn the sidecar is. A name of
     /// --quit-after that has not joined is waited for until --timeout from the join, then
     /// named and left out; a lock that cannot be read counts as running for --timeout,
-    /// then as ended. A termination signal ends these waits.
+    /// then as ended. A termination signal, now or earlier in the run, ends these waits.
     pub fn leave(self, signals: Option<&Signals>) -> Left {
         let Member {
             shared,
@@ -149,36 +158,46 @@ impl Member {
                 );
             }
         }
-        // One that could not join holds no lock: every name, its own too, is another's.
-        let mut names: Vec<&String> = shared
-            .quit_after
-            .iter()
-            .filter(|n| !joined || **n != shared.name)
-            .collect();
-        if !joined && !names.contains(&&shared.name) {
-            names.push(&shared.name);
-        }
         let mut look = Look {
             dir: &shared.dir,
-            joined_by,
+            // Nobody can join a pod directory that is not there.
+            joined_by: match shared.dir.is_dir() {
+                true => joined_by,
+                false => Instant::now(),
+            },
             unreadable_until: Instant::now() + timeout,
-            wait_for_joins: joined,
             signals,
-            cut: None,
+            // The pod is stopping already: nobody is waited for.
+            cut: signals.and_then(Signals::terminated),
         };
-        let running: Vec<String> = names
-            .into_iter()
-            .filter(|name| look.runs(name))
+        let others = shared.quit_after.iter().filter(|n| **n != shared.name);
+        // First without waiting: one that runs is enough to leave the sidecar to it. One
+        // that could not join holds no lock, so a lock of its own name is another's.
+        let own = (!joined).then_some(&shared.name);
+        let mut running: Vec<String> = others
+            .clone()
+            .chain(own)
+            .filter(|name| look.runs(name, false))
             .cloned()
             .collect();
+        if running.is_empty() {
+            // Then each in turn, waiting where it must, until one runs.
+            running.extend(
+                others
+                    .into_iter()
+                    .find(|name| look.runs(name, true))
+                    .cloned(),
+            );
+        }
         let turn = if !running.is_empty() {
             Turn::Running(running)
         } else if !joined {
             Turn::NoneRuns
         } else if stale {
             warn!(
-                "{} was made while this container ran (another counted it as ended, or does \
-                 not list it in --quit-after): quitting the sidecar all the same",
+                "{} is there from before this container ended (another counted it as ended, \
+                 or does not list it in --quit-after, or it could not be removed at the \
+                 join): quitting the sidecar all the same",
                 token.display()
             );
             Turn::Last
@@ -199,22 +218,22 @@ struct Look<'a> {
     joined_by: Instant,
     /// A lock that cannot be read counts as running until then.
     unreadable_until: Instant,
-    /// Whether a name not there yet is waited for at all (not by one that could not join).
-    wait_for_joins: bool,
     signals: Option<&'a Signals>,
     /// The termination signal that ended the waiting, once one has: no later wait.
     cut: Option<libc::c_int>,
 }
 
 impl Look<'_> {
-    /// Whether `name` still runs: its lock file there and locked. One whose lock cannot be
-    /// read (not a regular file, not readable) counts as running until `unreadable_until`.
-    fn runs(&mut self, name: &str) -> bool {
+    /// Whether `name` still runs: its lock file there and locked. With `wait`, one not
+    /// there yet is waited for until `joined_by`, and one whose lock cannot be read (not a
+    /// regular file, not readable) counts as running until `unreadable_until`, each said.
+    fn runs(&mut self, name: &str, wait: bool) -> bool {
         let path = lock_file(self.dir, name);
         let mut said = false;
         loop {
             let unreadable = match pod_dir::open_planted(&path).and_then(|file| locked(&file)) {
                 Ok(held) => return held,
+                Err(_) if !wait => return false,
                 // Not there, or the pod directory is not one: nothing of that name runs.
                 Err(err)
                     if err.kind() == io::ErrorKind::NotFound
@@ -224,41 +243,43 @@ impl Look<'_> {
                 }
                 Err(err) => Some(err),
             };
+            let deadline = match unreadable {
+                Some(_) => self.unreadable_until,
+                None => self.joined_by,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
             if let (Some(err), false) = (&unreadable, said) {
                 said = true;
                 warn!(
                     "--quit-after: cannot tell whether {name} runs ({}: {err}): counted as \
-                     running for up to {}ms",
+                     running until --timeout runs out ({}ms left)",
                     path.display(),
-                    millis(
-                        self.unreadable_until
-                            .saturating_duration_since(Instant::now())
-                    )
+                    millis(left)
                 );
             }
-            let (deadline, wait) = match unreadable {
-                Some(_) => (self.unreadable_until, true),
-                None => (self.joined_by, self.wait_for_joins),
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if wait && !left.is_zero() && self.cut.is_none() {
+            if !left.is_zero() && self.cut.is_none() {
                 self.cut = supervisor::pause_or_sleep(self.signals, POLL.min(left));
                 if self.cut.is_none() {
                     continue;
                 }
             }
-            let (by, sig) = match self.cut {
-                Some(sig) => ("cut short by SIG", signals::name(sig)),
-                None => ("the time is up", ""),
-            };
-            match (unreadable, wait) {
-                (Some(_), _) => warn!("--quit-after: {name} counted as ended ({by}{sig})"),
-                (None, true) => warn!(
+            let sig = self.cut.map(signals::name);
+            match (unreadable, sig) {
+                (Some(_), None) => {
+                    warn!("--quit-after: {name} counted as ended (--timeout ran out)")
+                }
+                (Some(_), Some(sig)) => {
+                    warn!("--quit-after: {name} counted as ended (cut short by SIG{sig})")
+                }
+                (None, None) => warn!(
                     "--quit-after: {name} never joined {} (a misspelt name, or a container \
-                     that never started; {by}{sig}): left out",
+                     that did not start or could not join): left out",
                     self.dir.display()
                 ),
-                (None, false) => {}
+                (None, Some(sig)) => warn!(
+                    "--quit-after: {name} had not joined {} when SIG{sig} came: left out",
+                    self.dir.display()
+                ),
             }
             return false;
         }
