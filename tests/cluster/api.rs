@@ -390,6 +390,51 @@ impl Cluster {
         })
     }
 
+    /// As `finished`, and meanwhile, each time a container of the Job's pods restarts, the
+    /// log of the run that ended (`kubectl logs --previous`): a pod the Job controller
+    /// deletes takes its logs with it, and these say why each run ended.
+    pub fn finished_keeping_logs(&self, name: &str, limit: Duration) -> (Job, Vec<Pod>, String) {
+        let (ns, _) = split(name);
+        let deadline = Instant::now() + limit;
+        let mut seen: HashMap<(String, String), u32> = HashMap::new();
+        let mut logs = String::new();
+        loop {
+            for pod in self.pods_of(name).iter().filter(|p| !p.deleted) {
+                for c in &pod.containers {
+                    let key = (pod.name.clone(), c.name.clone());
+                    if c.restarts > *seen.get(&key).unwrap_or(&0) {
+                        seen.insert(key, c.restarts);
+                        let args = [
+                            "kubectl",
+                            "logs",
+                            "-n",
+                            ns,
+                            &pod.name,
+                            "-c",
+                            &c.name,
+                            "--previous",
+                        ];
+                        let log = cluster(&args, None).unwrap_or_else(|e| e);
+                        logs.push_str(&format!(
+                            "--- {}/{} before restart {}:\n{log}",
+                            pod.name, c.name, c.restarts
+                        ));
+                    }
+                }
+            }
+            let job = self.job(name);
+            if job.finished() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(30));
+        let (job, pods) = self.finished(name, left);
+        (job, pods, logs)
+    }
+
     /// Every container's log of the Job's pods that still exist, for a failure's message.
     pub fn logs(&self, job: &str) -> String {
         let mut out = String::new();
@@ -420,6 +465,17 @@ impl Cluster {
     pub fn log(&self, pod: &str, container: &str) -> String {
         let (ns, pod) = split(pod);
         cluster(&["kubectl", "logs", "-n", ns, pod, "-c", container], None).unwrap_or_else(|e| e)
+    }
+
+    /// The version the node reports (scripts/peers builds it; MESHINIT_KUBE_VERSION picks
+    /// another).
+    pub fn version(&self) -> String {
+        kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.nodeInfo.kubeletVersion}",
+        ])
     }
 
     /// Stops the cluster and checks that the host is as it was.
