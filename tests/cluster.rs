@@ -77,7 +77,7 @@ fn main() {
                 .unwrap_or_else(|e| panic!("{e}"));
         };
         common::pods::images(&envoy, peers, &import);
-        examples::images(&envoy, peers, &import);
+        examples::images(&import);
         match std::env::var("MESHINIT_CLUSTER_RUNS")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
@@ -510,7 +510,14 @@ fn on_failure_gives_up(c: &Cluster, w: World) {
         &format!("{name}'s pod gone"),
         |s| s.pods_of(&name).iter().all(|p| p.deleted).then_some(()),
     );
-    assert!(pods[0].container("task").restarts >= 1, "{pods:#?}");
+    // Its last status: every container ended, the proxy told (or stopped) and gone with 0.
+    let last = c.pods_of(&name);
+    assert!(last[0].container("task").restarts >= 1, "{last:#?}");
+    assert!(
+        last[0].containers.iter().all(|c| c.state == "terminated"),
+        "{last:#?}"
+    );
+    expect_exit(&last[0], PROXY, 0);
 }
 
 /// A CronJob: `kubectl create job --from=cronjob/NAME`, as users try one, and the run its

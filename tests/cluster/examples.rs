@@ -20,7 +20,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::api::{apply, kubectl, poll, Cluster};
-use crate::common::istio::Peers;
 use crate::common::pods::{LINKERD_STAND_IN, PROXY_IMAGE, TASK_IMAGE};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -104,7 +103,7 @@ fn write_script(path: &Path, text: &str) {
 }
 
 /// Builds the examples' images and hands each to `import`.
-pub fn images(_envoy: &Path, _peers: &Peers, import: &dyn Fn(&str, &Path, &str)) {
+pub fn images(import: &dyn Fn(&str, &Path, &str)) {
     let dir = crate::common::tempdir("example-images");
     for (n, (image, with_meshinit, programs, entry)) in IMAGES.iter().enumerate() {
         let root = dir.join(format!("root-{n}"));
