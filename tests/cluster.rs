@@ -308,8 +308,11 @@ fn report(name: &str, job: &Job, pods: &[Pod]) {
                             }
                         )
                     });
+                    let last = c
+                        .last_exit
+                        .map_or(String::new(), |e| format!(" (before {e})"));
                     format!(
-                        "{}{}={exit} restarts {}",
+                        "{}{}={exit} restarts {}{last}",
                         if c.init { "init:" } else { "" },
                         c.name,
                         c.restarts
@@ -486,7 +489,9 @@ fn on_failure_recovers(c: &Cluster, w: World) {
     assert_eq!(pods.len(), 1, "{why}");
     expect_exit(&pods[0], "task", 0);
     let (task, proxy) = (pods[0].container("task"), pods[0].container(PROXY));
-    assert_eq!((task.restarts, task.last_exit), (2, Some(1)), "{why}");
+    // Its runs' codes are in their logs ("attempt 3" below); the kubelet of v1.34 clears
+    // lastState once the container has completed, v1.36's keeps the 1 before it.
+    assert_eq!(task.restarts, 2, "{why}");
     assert_eq!(proxy.restarts, 0, "{why}");
     expect_exit(&pods[0], PROXY, 0);
     let log = c.log(&pods[0].name, "task");
