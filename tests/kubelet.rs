@@ -787,6 +787,9 @@ fn native_run(node: &Node, name: &str, env: &[(&str, &str)], share_pid: bool) ->
 
 /// activeDeadlineSeconds ends a task that never does: the kubelet TERMs the pod's
 /// containers; meshinit forwards the TERM, the task's handler runs, the sidecar is told.
+/// The deadline counts from the pod's start: 10 s leaves the proxy time to be ready and the
+/// task to start on a loaded machine (with 3 s the TERM once came while meshinit still
+/// waited for the proxy, and rightly never started the task).
 fn active_deadline_is_the_backstop(node: &Node) {
     let spec = istio_job(
         &task(
@@ -801,7 +804,7 @@ fn active_deadline_is_the_backstop(node: &Node) {
     )
     .replacen(
         "  restartPolicy",
-        "  activeDeadlineSeconds: 3\n  restartPolicy",
+        "  activeDeadlineSeconds: 10\n  restartPolicy",
         1,
     );
     let ran = node.run("deadline", &spec, "Failed");
