@@ -25,12 +25,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The node's name: a static pod's name is its manifest's name and this.
 const NODE: &str = "meshinit";
-const TASK_IMAGE: &str = "localhost/meshinit-test/task:1";
-const PROXY_IMAGE: &str = "localhost/meshinit-test/istio-proxy:1";
-/// The release image's layout: `/meshinit` alone, nothing else (FROM scratch).
-const MESHINIT_IMAGE: &str = "localhost/meshinit-test/meshinit:1";
-/// A task's image without meshinit: busybox only.
-const PLAIN_IMAGE: &str = "localhost/meshinit-test/plain:1";
+use common::pods::{
+    container, istio_proxy, yaml_string, LINKERD_STAND_IN, MESHINIT_IMAGE, PLAIN_IMAGE,
+    PROXY_IMAGE, TASK_IMAGE,
+};
 
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -205,6 +203,8 @@ fn run_scenarios(node: &Node, filter: Option<&str>) -> (usize, usize) {
 struct Node {
     /// What the kubelet changes on the host, as it was before `up`.
     host_before: String,
+    /// The kubelet's version (scripts/peers builds it; MESHINIT_KUBE_VERSION picks another).
+    version: String,
     watcher: Mutex<Option<(Child, ChildStdin)>>,
     status: Arc<(Mutex<Status>, Condvar)>,
 }
@@ -293,8 +293,13 @@ impl Node {
             let _ = kubelet(&["down"]);
         })?;
         eprintln!("{}", started.trim());
+        let version = started
+            .split_once(" version ")
+            .map_or("?", |(_, v)| v.trim())
+            .to_owned();
         let node = Node {
             host_before,
+            version,
             watcher: Mutex::new(None),
             status: Arc::default(),
         };
@@ -478,54 +483,9 @@ impl Node {
     }
 
     fn images(&self, envoy: &Path, peers: &common::istio::Peers) {
-        let dir = common::tempdir("kubelet-images");
-        // The task's image: busybox, and meshinit where a Dockerfile's COPY --from puts it.
-        let task = dir.join("task-root");
-        common::images::busybox_root(&task, &["sh", "sleep", "echo", "cat", "nc", "head"]);
-        std::fs::create_dir_all(task.join("usr/local/bin")).unwrap();
-        std::fs::copy(common::bin(), task.join("usr/local/bin/meshinit")).unwrap();
-        kubelet(&[
-            "image",
-            TASK_IMAGE,
-            task.to_str().unwrap(),
-            r#"["/usr/local/bin/meshinit", "--"]"#,
-        ])
-        .unwrap();
-        // The istio-proxy image, as the podman pod test builds it, with the tests' xDS
-        // server and a shell to start it beside the agent (the pod's control plane).
-        let proxy = common::images::istio_proxy_root(&dir, envoy, peers);
-        common::images::busybox_root(&proxy, &["sh"]);
-        std::fs::copy(&peers.xds, proxy.join("usr/local/bin/xds")).unwrap();
-        std::fs::create_dir_all(proxy.join("etc/envoy")).unwrap();
-        std::fs::write(proxy.join("etc/envoy/envoy.yaml"), ENVOY_ALONE).unwrap();
-        kubelet(&[
-            "image",
-            PROXY_IMAGE,
-            proxy.to_str().unwrap(),
-            r#"["/usr/local/bin/pilot-agent"]"#,
-        ])
-        .unwrap();
-        // The release image's layout, and an image without meshinit (meshinit install).
-        let alone = dir.join("meshinit-root");
-        std::fs::create_dir_all(&alone).unwrap();
-        std::fs::copy(common::bin(), alone.join("meshinit")).unwrap();
-        kubelet(&[
-            "image",
-            MESHINIT_IMAGE,
-            alone.to_str().unwrap(),
-            r#"["/meshinit"]"#,
-        ])
-        .unwrap();
-        let plain = dir.join("plain-root");
-        common::images::busybox_root(&plain, &["sh", "echo", "sleep"]);
-        kubelet(&[
-            "image",
-            PLAIN_IMAGE,
-            plain.to_str().unwrap(),
-            r#"["/bin/sh"]"#,
-        ])
-        .unwrap();
-        let _ = std::fs::remove_dir_all(dir);
+        common::pods::images(envoy, peers, &|image, root, entry| {
+            kubelet(&["image", image, root.to_str().unwrap(), entry]).unwrap();
+        });
     }
 
     /// Stops the node and checks that the host is as it was.
@@ -601,58 +561,9 @@ impl Drop for Submitted {
 // ---------------------------------------------------------------------------------------
 // The pods' parts
 
-/// Envoy alone (the sidecar of Envoy-only meshes), its admin API on 15000.
-const ENVOY_ALONE: &str =
-    "admin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: 15000}\n\
-static_resources: {}\n";
-
 /// The spec's start: a Job's pod (restartPolicy Never).
 fn job_spec(grace: u32) -> String {
     format!("  restartPolicy: Never\n  terminationGracePeriodSeconds: {grace}\n")
-}
-
-/// istio-proxy as Istio's injector writes it (the variables of its template that matter
-/// here), with the tests' xDS server started beside the agent in the same container: it is
-/// the pod's control plane, reachable on the pod's loopback as istiod would be over the
-/// network. `native`: an init container with restartPolicy Always and the startup probe and
-/// preStop hook Istio gives a native sidecar.
-fn istio_proxy(native: bool, drain: &str) -> String {
-    let native_part = if native {
-        "    restartPolicy: Always\n\
-         \x20   startupProbe:\n\
-         \x20     httpGet: {path: /healthz/ready, port: 15021}\n\
-         \x20     initialDelaySeconds: 0\n\
-         \x20     periodSeconds: 1\n\
-         \x20     timeoutSeconds: 3\n\
-         \x20     failureThreshold: 600\n\
-         \x20   lifecycle:\n\
-         \x20     preStop:\n\
-         \x20       exec:\n\
-         \x20         command: [pilot-agent, request, --debug-port=15020, POST, drain]\n"
-    } else {
-        ""
-    };
-    format!(
-        "  - name: istio-proxy\n\
-         \x20   image: {PROXY_IMAGE}\n\
-         \x20   imagePullPolicy: Never\n\
-         {native_part}\
-         \x20   command: [/bin/sh, -c, 'xds -addr 127.0.0.1:15010 & exec pilot-agent proxy sidecar']\n\
-         \x20   readinessProbe:\n\
-         \x20     httpGet: {{path: /healthz/ready, port: 15021}}\n\
-         \x20     periodSeconds: 15\n\
-         \x20     timeoutSeconds: 3\n\
-         \x20     failureThreshold: 4\n\
-         \x20   env:\n\
-         \x20   - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}\n\
-         \x20   - {{name: POD_NAMESPACE, value: default}}\n\
-         \x20   - {{name: INSTANCE_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}\n\
-         \x20   - {{name: CLOUD_PLATFORM, value: none}}\n\
-         \x20   - {{name: FILE_MOUNTED_CERTS, value: \"true\"}}\n\
-         \x20   - name: PROXY_CONFIG\n\
-         \x20     value: '{{\"discoveryAddress\":\"127.0.0.1:15010\",\"controlPlaneAuthPolicy\":\"NONE\",\
-         \"terminationDrainDuration\":\"{drain}\"}}'\n"
-    )
 }
 
 /// The task's container: meshinit (the image's entrypoint) running `args`, with `env`
@@ -681,22 +592,6 @@ fn task(args: &[&str], env: &[(&str, &str)]) -> String {
 /// The same container without meshinit: `args` as the command itself.
 fn bare_task(args: &[&str]) -> String {
     container("task", TASK_IMAGE, args)
-}
-
-/// A container of `image` running `command` (its entrypoint replaced).
-fn container(name: &str, image: &str, command: &[&str]) -> String {
-    let command: Vec<String> = command.iter().map(|a| yaml_string(a)).collect();
-    format!(
-        "  - name: {name}\n\
-         \x20   image: {image}\n\
-         \x20   imagePullPolicy: Never\n\
-         \x20   command: [{}]\n",
-        command.join(", ")
-    )
-}
-
-fn yaml_string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// A task container of a pod whose task containers share the sidecar: meshinit as `name`
@@ -892,6 +787,9 @@ fn native_run(node: &Node, name: &str, env: &[(&str, &str)], share_pid: bool) ->
 
 /// activeDeadlineSeconds ends a task that never does: the kubelet TERMs the pod's
 /// containers; meshinit forwards the TERM, the task's handler runs, the sidecar is told.
+/// The deadline counts from the pod's start: 10 s leaves the proxy time to be ready and the
+/// task to start on a loaded machine (with 3 s the TERM once came while meshinit still
+/// waited for the proxy, and rightly never started the task).
 fn active_deadline_is_the_backstop(node: &Node) {
     let spec = istio_job(
         &task(
@@ -906,7 +804,7 @@ fn active_deadline_is_the_backstop(node: &Node) {
     )
     .replacen(
         "  restartPolicy",
-        "  activeDeadlineSeconds: 3\n  restartPolicy",
+        "  activeDeadlineSeconds: 10\n  restartPolicy",
         1,
     );
     let ran = node.run("deadline", &spec, "Failed");
@@ -981,13 +879,6 @@ fn envoy_alone_is_found_and_quit(node: &Node) {
     );
     a_lone_sidecar_is_found_and_quit(node, "envoy-alone", "envoy", &envoy, "envoy");
 }
-
-/// A stand-in for Linkerd's proxy (named so: no Linkerd proxy is available here), serving
-/// its admin port's /ready and /shutdown on 4191 with busybox nc, one request at a time.
-const LINKERD_STAND_IN: &str = "while :; do \
-    req=$(printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n' | nc -l -p 4191 | head -n 1); \
-    case $req in 'POST /shutdown'*) echo 'stand-in: shutdown'; exit 0;; esac; \
-  done";
 
 fn linkerd_stand_in_is_found_and_shut_down(node: &Node) {
     let name = "linkerd-proxy-stand-in";
@@ -1136,7 +1027,10 @@ fn measure(node: &Node, runs: usize, filter: Option<&str>) {
         }
         figures.push((what, times, restarts));
     }
-    println!("\ntask exit -> pod phase final, {runs} runs each (kubelet v1.34.4):");
+    println!(
+        "\ntask exit -> pod phase final, {runs} runs each (kubelet {}):",
+        node.version
+    );
     for (what, mut times, restarts) in figures {
         times.sort_by(f64::total_cmp);
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];

@@ -17,6 +17,7 @@ macro_rules! or_skip {
 pub mod images;
 pub mod istio;
 pub mod mesh;
+pub mod pods;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
