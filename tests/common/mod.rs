@@ -74,6 +74,57 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// The project's own virtual environment's Python (scripts/setup makes `target/venv`, with
+/// kubernetes-validate and the PyYAML it brings), when `import MODULE` works there; else
+/// `None`, the reason printed (under CI=true a failure).
+pub fn venv_python(test: &str, module: &str) -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python3");
+    let works = python.exists()
+        && Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|out| out.status.success());
+    if works {
+        return Some(python);
+    }
+    let why = format!(
+        "{} cannot import {module} (scripts/setup installs it)",
+        python.display()
+    );
+    assert!(!in_ci(), "{test}: {why}, and CI=true forbids skipping");
+    eprintln!("SKIP {test}: {why}");
+    None
+}
+
+/// The Kubernetes versions whose schemas kubernetes-validate (in `python`'s environment)
+/// carries, oldest first ("1.25.0", ...).
+pub fn schema_versions(python: &Path) -> Vec<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import kubernetes_validate as k, os, re\n\
+             d = os.path.join(os.path.dirname(k.__file__), 'kubernetes-json-schema')\n\
+             v = sorted({tuple(map(int, m.groups())) for m in (re.match(r'v(\\d+)\\.(\\d+)\\.(\\d+)-local$', n) for n in os.listdir(d)) if m})\n\
+             print('\\n'.join('%d.%d.%d' % x for x in v))",
+        ])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let versions: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !versions.is_empty(),
+        "kubernetes-validate carries no schemas"
+    );
+    versions
+}
+
 /// Whether PID namespaces can be made here (root and a working `unshare`).
 fn pid_namespaces_work() -> Result<(), String> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
