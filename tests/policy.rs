@@ -1,0 +1,692 @@
+//! The admission policies users apply instead of editing their Jobs
+//! (images/examples/policy/), offline: their schemas, and what they make of Jobs' pods under
+//! Kyverno's own engine. The Kyverno CLI (`scripts/peers kyverno`) runs the ClusterPolicy as
+//! Kyverno does, and the Mutating- and ValidatingAdmissionPolicy with the API server's own
+//! admission library (k8s.io/apiserver v0.36.3, the cluster's). Its build takes about 10
+//! minutes, more than CI's budget leaves: those tests are ignored here and run by
+//! `scripts/kyverno`. tests/cluster.rs runs the admission policies on a real API server.
+//!
+//! Each case is a Job and its namespace: the pod its controller makes is given to both
+//! policies, and what comes out must be the pod the case expects, to the field
+//! (tests/fixtures/admission.py writes the expectation out from the case's commands).
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{schema_versions, tempdir, venv_python};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const NO_COMMAND: &str = "meshinit.io/inject: container task has no command, so meshinit \
+    cannot be put in front of it (its image's ENTRYPOINT would run, which an admission policy \
+    cannot see): set its command to what the image runs";
+
+fn policy(name: &str) -> PathBuf {
+    Path::new(REPO).join("images/examples/policy").join(name)
+}
+
+#[test]
+fn the_admission_policies_validate_against_kubernetes_1_36_and_the_newest() {
+    let test = "the_admission_policies_validate_against_kubernetes_1_36_and_the_newest";
+    let python = or_skip!(venv_python(test, "kubernetes_validate"));
+    let known = schema_versions(&python);
+    // MutatingAdmissionPolicy is admissionregistration.k8s.io/v1 from 1.36 on.
+    let first = known
+        .iter()
+        .find(|v| v.starts_with("1.36."))
+        .expect("schemas of 1.36");
+    for version in [first, known.last().unwrap()] {
+        let out = Command::new(&python)
+            .args(["-m", "kubernetes_validate", "--strict", "-k", version])
+            .arg(policy("mutating-admission-policy.yaml"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{version}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for kind in [
+            "mutatingadmissionpolicy/meshinit-inject",
+            "mutatingadmissionpolicybinding/meshinit-inject",
+            "validatingadmissionpolicy/meshinit-inject",
+            "validatingadmissionpolicybinding/meshinit-inject",
+        ] {
+            assert!(
+                stdout.contains(&format!("passed for resource {kind} against")),
+                "{version}: {kind} not validated: {stdout}"
+            );
+        }
+    }
+}
+
+/// What a case expects of both policies.
+enum Expect {
+    /// Each task container with the flags its command gets between meshinit and `--`.
+    Injected(&'static [(&'static str, &'static [&'static str])]),
+    /// The pod as it came.
+    Untouched,
+    /// Refused with a message that starts so.
+    Refused(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    /// The namespace's labels and annotations, YAML flow maps.
+    ns_labels: &'static str,
+    ns_annotations: &'static str,
+    /// The Job's pod template: metadata (labels, annotations) and spec, YAML.
+    template: &'static str,
+    expect: Expect,
+}
+
+impl Case {
+    const fn new(name: &'static str, template: &'static str, expect: Expect) -> Case {
+        Case {
+            name,
+            ns_labels: "{}",
+            ns_annotations: "{}",
+            template,
+            expect,
+        }
+    }
+
+    fn in_namespace(mut self, labels: &'static str, annotations: &'static str) -> Case {
+        self.ns_labels = labels;
+        self.ns_annotations = annotations;
+        self
+    }
+
+    fn job(&self) -> String {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {}\n  namespace: work\n\
+             spec:\n  backoffLimit: 0\n  template:\n{}",
+            self.name,
+            indent(self.template, 4)
+        )
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(by)))
+        .collect()
+}
+
+/// A labelled pod template, its task `command: [sh, -c]`.
+const LABELLED: &str = "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1, command: [sh, -c], args: [exit 0]}
+";
+
+/// The Kyverno CLI, built (the first time) by scripts/peers.
+fn kyverno() -> &'static Path {
+    static KYVERNO: OnceLock<PathBuf> = OnceLock::new();
+    KYVERNO.get_or_init(|| {
+        let out = Command::new(Path::new(REPO).join("scripts/peers"))
+            .arg("kyverno")
+            .output()
+            .expect("run scripts/peers");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "scripts/peers kyverno failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("kyverno "))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("scripts/peers printed no kyverno: {stdout}"))
+    })
+}
+
+fn python() -> PathBuf {
+    venv_python("policy", "yaml").expect("the project's Python with PyYAML (scripts/setup)")
+}
+
+/// Runs tests/fixtures/admission.py; returns (success, stdout).
+fn admission(args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(Path::new(REPO).join("tests/fixtures/admission.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "admission.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Runs the Kyverno CLI in `dir`; returns (exit code, stdout and stderr).
+fn run_kyverno(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(kyverno())
+        .args(args)
+        .arg("--remove-color")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().unwrap().to_owned()
+}
+
+/// The case's files in a directory of its own: the Job, its pod, and the pod expected.
+fn prepare(case: &Case) -> PathBuf {
+    let dir = tempdir(&format!("policy-{}", case.name));
+    std::fs::write(dir.join("job.yaml"), case.job()).unwrap();
+    admission(&["pod", &path(&dir, "job.yaml"), &path(&dir, "pod.yaml")]);
+    let spec = match case.expect {
+        Expect::Injected(targets) => {
+            let entries: Vec<String> = targets
+                .iter()
+                .map(|(name, flags)| {
+                    let flags: Vec<String> = flags.iter().map(|f| format!("\"{f}\"")).collect();
+                    format!("\"{name}\": [{}]", flags.join(", "))
+                })
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Expect::Untouched | Expect::Refused(_) => "{}".to_owned(),
+    };
+    admission(&[
+        "expect",
+        &path(&dir, "pod.yaml"),
+        &spec,
+        &path(&dir, "expected.yaml"),
+    ]);
+    dir
+}
+
+/// The MutatingAdmissionPolicy and its ValidatingAdmissionPolicy on the case's pod (the
+/// namespace's labels given as the CLI takes them: it shows the policies no annotations of
+/// a namespace); then the pod it made admitted again, which must change nothing.
+fn admission_policy(case: &Case, dir: &Path) {
+    admission(&[
+        "kyverno-map",
+        policy("mutating-admission-policy.yaml").to_str().unwrap(),
+        &path(dir, "map.yaml"),
+    ]);
+    std::fs::write(
+        dir.join("values.yaml"),
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\nmetadata: {{name: values}}\n\
+             namespaceSelector:\n- name: work\n  labels: {}\n",
+            case.ns_labels
+        ),
+    )
+    .unwrap();
+    let apply = |resource: &str, out: &str| {
+        run_kyverno(
+            dir,
+            &[
+                "apply",
+                "map.yaml",
+                "--resource",
+                resource,
+                "-f",
+                "values.yaml",
+                "-o",
+                out,
+            ],
+        )
+    };
+    let (code, text) = apply("pod.yaml", "map-out.yaml");
+    let what = format!("{}, MutatingAdmissionPolicy", case.name);
+    match case.expect {
+        Expect::Refused(message) => {
+            assert_eq!(code, 1, "{what}: {text}");
+            assert!(
+                text.contains(&format!("- meshinit-inject {message}")),
+                "{what}: not refused with '{message}': {text}"
+            );
+        }
+        Expect::Untouched if !case.template.contains("meshinit.io/inject: \"true\"") => {
+            // Neither policy matches: the CLI applies none and writes no pod.
+            assert_eq!(code, 0, "{what}: {text}");
+            assert!(
+                text.contains("pass: 0, fail: 0, warn: 0, error: 0, skip: 0"),
+                "{what}: a policy matched an unlabelled pod: {text}"
+            );
+            let out = std::fs::read_to_string(dir.join("map-out.yaml")).unwrap_or_default();
+            assert!(out.trim().is_empty(), "{what}: {out}");
+        }
+        Expect::Injected(_) | Expect::Untouched => {
+            assert_eq!(code, 0, "{what}: {text}");
+            assert!(
+                text.contains("fail: 0, warn: 0, error: 0"),
+                "{what}: {text}"
+            );
+            let (same, diff) = admission(&[
+                "same",
+                &path(dir, "expected.yaml"),
+                &path(dir, "map-out.yaml"),
+            ]);
+            assert!(same, "{what}: not the pod expected:\n{diff}\n{text}");
+            let (code, text) = apply("map-out.yaml", "map-again.yaml");
+            assert_eq!(code, 0, "{what}, admitted again: {text}");
+            let (same, diff) = admission(&[
+                "same",
+                &path(dir, "map-out.yaml"),
+                &path(dir, "map-again.yaml"),
+            ]);
+            assert!(same, "{what}: admitted again, the pod changed:\n{diff}");
+        }
+    }
+}
+
+/// Kyverno's ClusterPolicy on the case's pod, with Kyverno's own test runner (`kyverno
+/// test`): its API call for the namespace is answered from the case (the CLI's offline
+/// client cannot get a namespace by its path), and the pod it makes must be the one
+/// expected; then that pod again, which must be left as it is. A refusal's message is read
+/// from `kyverno apply`, whose run does not reach the namespace.
+fn cluster_policy(case: &Case, dir: &Path) {
+    std::fs::copy(policy("kyverno.yaml"), dir.join("kyverno.yaml")).unwrap();
+    let what = format!("{}, Kyverno ClusterPolicy", case.name);
+    let namespace = format!(
+        "{{apiVersion: v1, kind: Namespace, metadata: {{name: work, labels: {}, annotations: {}}}}}",
+        case.ns_labels, case.ns_annotations
+    );
+    let test = |resource: &str, expected: &str, inject: &str, refuse: &str| {
+        let pod = format!("{}-pod", case.name);
+        std::fs::write(
+            dir.join("kyverno-test.yaml"),
+            format!(
+                "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {{name: meshinit}}\n\
+                 policies: [kyverno.yaml]\nresources: [{resource}]\n\
+                 apiCallResponses:\n- urlPath: /api/v1/namespaces/work\n  method: GET\n\
+                 \x20 response: {{body: {namespace}}}\n\
+                 results:\n\
+                 - {{policy: meshinit-inject, rule: inject, kind: Pod, resources: [{pod}], \
+                 result: {inject}{}}}\n\
+                 - {{policy: meshinit-inject, rule: refuse, kind: Pod, resources: [{pod}], \
+                 result: {refuse}}}\n",
+                if expected.is_empty() {
+                    String::new()
+                } else {
+                    format!(", patchedResources: {expected}")
+                }
+            ),
+        )
+        .unwrap();
+        run_kyverno(dir, &["test", ".", "--detailed-results"])
+    };
+    // Every row of both rules passed (the refusing rule has a second row, "Excluded").
+    let passed = |text: &str| {
+        text.contains(" tests passed and 0 tests failed")
+            && !text.contains("│ Fail ")
+            && ["inject", "refuse"].iter().all(|rule| {
+                text.lines()
+                    .any(|l| l.contains(&format!("│ {rule} ")) && l.contains("│ Pass "))
+            })
+    };
+    match case.expect {
+        Expect::Refused(message) => {
+            let (code, text) = test("pod.yaml", "", "skip", "fail");
+            assert!(code == 0 && passed(&text), "{what}: {text}");
+            let (code, text) =
+                run_kyverno(dir, &["apply", "kyverno.yaml", "--resource", "pod.yaml"]);
+            assert_eq!(code, 1, "{what}: {text}");
+            assert!(
+                text.contains(&format!("- refuse {message}")),
+                "{what}: not refused with '{message}': {text}"
+            );
+        }
+        Expect::Injected(_) => {
+            let (code, text) = test("pod.yaml", "expected.yaml", "pass", "pass");
+            assert!(code == 0 && passed(&text), "{what}: {text}");
+            let (code, text) = test("expected.yaml", "expected.yaml", "skip", "pass");
+            assert!(code == 0 && passed(&text), "{what}, admitted again: {text}");
+        }
+        Expect::Untouched => {
+            let labelled = case.template.contains("meshinit.io/inject: \"true\"");
+            let refuse = if labelled { "pass" } else { "skip" };
+            let (code, text) = test("pod.yaml", "expected.yaml", "skip", refuse);
+            assert!(code == 0 && passed(&text), "{what}: {text}");
+        }
+    }
+}
+
+fn check(cases: &[Case]) {
+    for case in cases {
+        let dir = prepare(case);
+        // The CLI shows a MutatingAdmissionPolicy no namespace annotations: Linkerd's there
+        // is the ClusterPolicy's alone here (tests/cluster.rs: the API server's).
+        if case.ns_annotations == "{}" {
+            admission_policy(case, &dir);
+        }
+        cluster_policy(case, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+fn labelled_jobs_get_meshinit_before_their_command() {
+    check(&[
+        // Only the label, in a namespace of no mesh: the install, the volume, the mount, the
+        // prefix, and no --mesh (meshinit's auto).
+        Case::new("label", LABELLED, Expect::Injected(&[("task", &[])])),
+        // Two task containers named, a third left alone; the pod's own volumes, mounts and
+        // init containers kept, meshinit's after them; a container's own MESHINIT_MESH wins.
+        Case::new(
+            "two-named",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+  annotations: {meshinit.io/containers: \"exporter, uploader\"}
+spec:
+  restartPolicy: Never
+  volumes: [{name: data, emptyDir: {}}]
+  initContainers: [{name: prepare, image: registry.example.com/prepare:1, command: [prepare]}]
+  containers:
+  - name: exporter
+    image: registry.example.com/exporter:1
+    command: [/usr/local/bin/export]
+    args: [--to, /data]
+    volumeMounts: [{name: data, mountPath: /data}]
+  - {name: helper, image: registry.example.com/helper:1, command: [help]}
+  - name: uploader
+    image: registry.example.com/uploader:1
+    command: [/usr/local/bin/upload]
+    env: [{name: MESHINIT_MESH, value: envoy}]
+",
+            Expect::Injected(&[
+                (
+                    "exporter",
+                    &[
+                        "--mesh",
+                        "istio",
+                        "--name",
+                        "exporter",
+                        "--pod-dir",
+                        "/meshinit-pod",
+                        "--quit-after",
+                        "exporter,uploader",
+                    ],
+                ),
+                (
+                    "uploader",
+                    &[
+                        "--name",
+                        "uploader",
+                        "--pod-dir",
+                        "/meshinit-pod",
+                        "--quit-after",
+                        "exporter,uploader",
+                    ],
+                ),
+            ]),
+        )
+        .in_namespace("{istio-injection: enabled}", "{}"),
+        // Without the annotation every container but the known sidecars: a proxy declared
+        // by hand stays as it is, and two tasks share it.
+        Case::new(
+            "sidecar-declared",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: job, image: registry.example.com/job:1, command: [run]}
+  - {name: istio-proxy, image: docker.io/istio/proxyv2:1.31.0, args: [proxy, sidecar]}
+  - {name: report, image: registry.example.com/report:1, command: [report]}
+",
+            Expect::Injected(&[
+                (
+                    "job",
+                    &[
+                        "--name",
+                        "job",
+                        "--pod-dir",
+                        "/meshinit-pod",
+                        "--quit-after",
+                        "job,report",
+                    ],
+                ),
+                (
+                    "report",
+                    &[
+                        "--name",
+                        "report",
+                        "--pod-dir",
+                        "/meshinit-pod",
+                        "--quit-after",
+                        "job,report",
+                    ],
+                ),
+            ]),
+        ),
+    ]);
+}
+
+#[test]
+#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+fn the_mesh_comes_from_the_pod_and_its_namespace() {
+    let with = |name, labels, annotations, template, flags: &'static [&'static str]| {
+        let targets: &'static [(&str, &[&str])] = Box::leak(Box::new([("task", flags)]));
+        Case::new(name, template, Expect::Injected(targets)).in_namespace(labels, annotations)
+    };
+    let pod = |labels: &str, annotations: &str| -> &'static str {
+        leak_str(format!(
+            "metadata:\n  labels: {{meshinit.io/inject: \"true\"{labels}}}\n  annotations: {{{annotations}}}\n\
+             spec:\n  restartPolicy: Never\n  containers:\n  \
+             - {{name: task, image: registry.example.com/task:1, command: [sh, -c], args: [exit 0]}}\n"
+        ))
+    };
+    check(&[
+        with(
+            "ns-injection",
+            "{istio-injection: enabled}",
+            "{}",
+            LABELLED,
+            &["--mesh", "istio"],
+        ),
+        with(
+            "ns-revision",
+            "{istio.io/rev: canary}",
+            "{}",
+            LABELLED,
+            &["--mesh", "istio"],
+        ),
+        with(
+            "pod-revision",
+            "{}",
+            "{}",
+            pod(", istio.io/rev: canary", ""),
+            &["--mesh", "istio"],
+        ),
+        with(
+            "pod-inject",
+            "{}",
+            "{}",
+            pod(", sidecar.istio.io/inject: \"true\"", ""),
+            &["--mesh", "istio"],
+        ),
+        // The pod's "false" switches the namespace's injection off.
+        with(
+            "pod-opts-out",
+            "{istio-injection: enabled}",
+            "{}",
+            pod(", sidecar.istio.io/inject: \"false\"", ""),
+            &["--mesh", "none"],
+        ),
+        // A namespace that switches injection off wins over the pod's label.
+        with(
+            "ns-disabled",
+            "{istio-injection: disabled}",
+            "{}",
+            pod(", sidecar.istio.io/inject: \"true\"", ""),
+            &["--mesh", "none"],
+        ),
+        with(
+            "ambient",
+            "{istio.io/dataplane-mode: ambient}",
+            "{}",
+            LABELLED,
+            &["--mesh", "none"],
+        ),
+        with(
+            "pod-linkerd",
+            "{}",
+            "{}",
+            pod("", "linkerd.io/inject: enabled"),
+            &["--mesh", "linkerd"],
+        ),
+        with(
+            "ns-linkerd",
+            "{}",
+            "{linkerd.io/inject: enabled}",
+            LABELLED,
+            &["--mesh", "linkerd"],
+        ),
+        with(
+            "linkerd-off",
+            "{}",
+            "{linkerd.io/inject: enabled}",
+            pod("", "linkerd.io/inject: disabled"),
+            &["--mesh", "none"],
+        ),
+        // Both meshes would inject: meshinit's auto decides.
+        with(
+            "both",
+            "{istio-injection: enabled}",
+            "{}",
+            pod("", "linkerd.io/inject: enabled"),
+            &[],
+        ),
+    ]);
+}
+
+fn leak_str(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+#[test]
+#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+fn what_cannot_be_injected_is_refused_with_what_to_do() {
+    check(&[
+        Case::new(
+            "no-command",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1, args: [--nightly]}
+",
+            Expect::Refused(NO_COMMAND),
+        ),
+        Case::new(
+            "unknown-name",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+  annotations: {meshinit.io/containers: \"task,uplaoder\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1, command: [run]}
+  - {name: uploader, image: registry.example.com/uploader:1, command: [upload]}
+",
+            Expect::Refused(
+                "meshinit.io/containers names uplaoder, which this pod does not have (its \
+                 containers: task, uploader): name the task containers, comma-separated",
+            ),
+        ),
+        Case::new(
+            "empty-annotation",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+  annotations: {meshinit.io/containers: \" , \"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1, command: [run]}
+",
+            Expect::Refused(
+                "meshinit.io/containers names no container: name the task containers, comma-separated",
+            ),
+        ),
+        Case::new(
+            "only-sidecars",
+            "metadata:
+  labels: {meshinit.io/inject: \"true\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: istio-proxy, image: docker.io/istio/proxyv2:1.31.0, args: [proxy, sidecar]}
+",
+            Expect::Refused(
+                "meshinit.io/inject: the pod has no container but known sidecars (istio-proxy): \
+                 name the task containers in meshinit.io/containers",
+            ),
+        ),
+    ]);
+}
+
+#[test]
+#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+fn unlabelled_and_already_injected_pods_are_left_as_they_are() {
+    let install_job =
+        std::fs::read_to_string(Path::new(REPO).join("images/examples/install-job.yaml")).unwrap();
+    // install-job.yaml's pod template, labelled: meshinit is there already.
+    let template = install_job
+        .split_once("  template:\n")
+        .unwrap()
+        .1
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "labels:\n    sidecar.istio.io/inject: \"true\"",
+            "labels:\n    sidecar.istio.io/inject: \"true\"\n    meshinit.io/inject: \"true\"",
+        );
+    assert!(template.contains("meshinit.io/inject"), "{template}");
+    check(&[
+        Case::new(
+            "unlabelled",
+            "metadata:
+  labels: {app: report}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1, command: [run]}
+  - {name: other, image: registry.example.com/other:1}
+",
+            Expect::Untouched,
+        )
+        .in_namespace("{istio-injection: enabled}", "{}"),
+        // Labelled "false" is not labelled.
+        Case::new(
+            "labelled-false",
+            "metadata:
+  labels: {meshinit.io/inject: \"false\"}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: task, image: registry.example.com/task:1}
+",
+            Expect::Untouched,
+        ),
+        Case::new("install-job", leak_str(template), Expect::Untouched),
+    ]);
+}
