@@ -2,9 +2,9 @@
 //! (images/examples/policy/), offline: their schemas, and what they make of Jobs' pods under
 //! Kyverno's own engine. The Kyverno CLI (`scripts/peers kyverno`) runs the ClusterPolicy as
 //! Kyverno does, and the Mutating- and ValidatingAdmissionPolicy with the API server's own
-//! admission library (k8s.io/apiserver v0.36.3, the cluster's). Its build takes about 10
-//! minutes, more than CI's budget leaves: those tests are ignored here and run by
-//! `scripts/kyverno`. tests/cluster.rs runs the admission policies on a real API server.
+//! admission library (k8s.io/apiserver v0.36.3, the cluster's). Its build took 12
+//! minutes here, too much of CI's budget: those tests are ignored here and run by
+//! `scripts/kyverno`. tests/cluster.rs is to run the admission policies on a real API server.
 //!
 //! Each case is a Job and its namespace: the pod its controller makes is given to both
 //! policies, and what comes out must be the pod the case expects, to the field
@@ -380,7 +380,7 @@ fn check(cases: &[Case]) {
 }
 
 #[test]
-#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+#[ignore = "needs the Kyverno CLI (a 12-minute build here): scripts/kyverno"]
 fn labelled_jobs_get_meshinit_before_their_command() {
     check(&[
         // Only the label, in a namespace of no mesh: the install, the volume, the mount, the
@@ -479,7 +479,7 @@ spec:
 }
 
 #[test]
-#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+#[ignore = "needs the Kyverno CLI (a 12-minute build here): scripts/kyverno"]
 fn the_mesh_comes_from_the_pod_and_its_namespace() {
     let with = |name, labels, annotations, template, flags: &'static [&'static str]| {
         let targets: &'static [(&str, &[&str])] = Box::leak(Box::new([("task", flags)]));
@@ -581,7 +581,7 @@ fn leak_str(text: String) -> &'static str {
 }
 
 #[test]
-#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+#[ignore = "needs the Kyverno CLI (a 12-minute build here): scripts/kyverno"]
 fn what_cannot_be_injected_is_refused_with_what_to_do() {
     check(&[
         Case::new(
@@ -643,7 +643,7 @@ spec:
 }
 
 #[test]
-#[ignore = "needs the Kyverno CLI (about 10 minutes to build): scripts/kyverno"]
+#[ignore = "needs the Kyverno CLI (a 12-minute build here): scripts/kyverno"]
 fn unlabelled_and_already_injected_pods_are_left_as_they_are() {
     let install_job =
         std::fs::read_to_string(Path::new(REPO).join("images/examples/install-job.yaml")).unwrap();
