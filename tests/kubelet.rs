@@ -26,8 +26,8 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The node's name: a static pod's name is its manifest's name and this.
 const NODE: &str = "meshinit";
 use common::pods::{
-    container, istio_proxy, yaml_string, LINKERD_STAND_IN, MESHINIT_IMAGE, PLAIN_IMAGE,
-    PROXY_IMAGE, TASK_IMAGE,
+    container, hand_declared_istio_proxy, yaml_string, HAND_DECLARED_PROXY_IMAGE, LINKERD_STAND_IN,
+    MESHINIT_IMAGE, PLAIN_IMAGE, TASK_IMAGE,
 };
 
 fn main() {
@@ -483,9 +483,11 @@ impl Node {
     }
 
     fn images(&self, envoy: &Path, peers: &common::istio::Peers) {
-        common::pods::images(envoy, peers, &|image, root, entry| {
+        let import = |image: &str, root: &Path, entry: &str| {
             kubelet(&["image", image, root.to_str().unwrap(), entry]).unwrap();
-        });
+        };
+        common::pods::images(&import);
+        common::pods::hand_declared_proxy_image(envoy, peers, &import);
     }
 
     /// Stops the node and checks that the host is as it was.
@@ -621,7 +623,7 @@ fn two_tasks_job(job: &str, uploader: &str) -> String {
         job_spec(10),
         sharing_task("job", "job,uploader", job),
         sharing_task("uploader", "job,uploader", uploader),
-        istio_proxy(false, "5s")
+        hand_declared_istio_proxy(false, "5s")
     )
 }
 
@@ -648,14 +650,14 @@ fn installed_job(script: &str) -> String {
          \x20   - {{name: meshinit-bin, mountPath: /meshinit-bin}}\n{}",
         job_spec(10),
         yaml_string(script),
-        istio_proxy(false, "5s")
+        hand_declared_istio_proxy(false, "5s")
     )
 }
 
 /// A Job pod with istio-proxy as a regular container, listed after the task (the order
 /// Istio's injector uses unless holdApplicationUntilProxyStarts) or before it.
 fn istio_job(task: &str, proxy_first: bool) -> String {
-    let proxy = istio_proxy(false, "5s");
+    let proxy = hand_declared_istio_proxy(false, "5s");
     let (first, second) = if proxy_first {
         (proxy.as_str(), task)
     } else {
@@ -676,7 +678,7 @@ fn native_job(task: &str, share_pid: bool) -> String {
     format!(
         "{}{share}  initContainers:\n{}  containers:\n{task}",
         job_spec(30),
-        istio_proxy(true, "5s")
+        hand_declared_istio_proxy(true, "5s")
     )
 }
 
@@ -868,7 +870,7 @@ fn a_typo_fails_a_pod_without_a_sidecar(node: &Node) {
 fn envoy_alone_is_found_and_quit(node: &Node) {
     let envoy = container(
         "envoy",
-        PROXY_IMAGE,
+        HAND_DECLARED_PROXY_IMAGE,
         &[
             "/usr/local/bin/envoy",
             "-c",

@@ -51,6 +51,8 @@ pub struct Pod {
     /// Its completion index (Indexed Jobs).
     pub index: String,
     pub deleted: bool,
+    /// When the watcher saw it deleted (seconds since the epoch).
+    pub deleted_at: Option<f64>,
     pub containers: Vec<Container>,
 }
 
@@ -253,12 +255,14 @@ fn record(state: &mut State, at: f64, lines: &[Vec<String>]) {
                     message: l[8..].join(" "),
                 })
                 .collect();
+            let deleted = kind == "DELETED";
             let pod = Pod {
                 name: head[3].clone(),
                 job: head[4].clone(),
                 phase: head[5].clone(),
                 index: head[6].clone(),
-                deleted: kind == "DELETED",
+                deleted,
+                deleted_at: deleted.then_some(at),
                 containers,
             };
             state.pods.insert(key, pod);
@@ -268,18 +272,20 @@ fn record(state: &mut State, at: f64, lines: &[Vec<String>]) {
 }
 
 impl Cluster {
-    /// Brings the cluster up (scripts/cluster up: the first run builds its programs) and
-    /// starts the watcher.
+    /// Brings the cluster up (scripts/cluster up: the first run builds its programs) with
+    /// Istio's control plane (scripts/cluster istiod) and starts the watcher.
     pub fn up() -> Result<Cluster, String> {
         // A cluster left by a killed run is undone first, so that the host is seen as it was.
         if cluster(&["leftovers"], None).is_err() {
             cluster(&["down"], None)?;
         }
         let host_before = cluster(&["host"], None)?;
-        let started = cluster(&["up"], None).inspect_err(|_| {
-            let _ = cluster(&["down"], None);
-        })?;
-        eprintln!("{}", started.trim());
+        for step in ["up", "istiod"] {
+            let started = cluster(&[step], None).inspect_err(|_| {
+                let _ = cluster(&["down"], None);
+            })?;
+            eprintln!("{}", started.trim());
+        }
         let it = Cluster {
             host_before,
             watcher: Mutex::new(None),
@@ -459,6 +465,39 @@ impl Cluster {
             }
         }
         out
+    }
+
+    /// One field of a pod's spec or status (`kubectl get -o jsonpath=PATH`); `pod` in
+    /// `split`'s form.
+    pub fn pod_field(&self, pod: &str, path: &str) -> String {
+        let (ns, pod) = split(pod);
+        let path = format!("jsonpath={path}");
+        kubectl(&["get", "pod", "-n", ns, pod, "-o", &path])
+    }
+
+    /// A line of `scripts/cluster info` after its key (`proxy-image`, ...).
+    pub fn info(&self, key: &str) -> String {
+        let info = cluster(&["info"], None).unwrap_or_else(|e| panic!("{e}"));
+        info.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("scripts/cluster info gave no {key}: {info}"))
+            .to_owned()
+    }
+
+    /// The packets the pods sent to the bridge's subnet, and those sent anywhere else
+    /// (scripts/cluster egress: counted, and dropped, by a rule on the host).
+    pub fn egress(&self) -> (u64, u64) {
+        let out = cluster(&["egress"], None).unwrap_or_else(|e| panic!("{e}"));
+        let words: Vec<u64> = out
+            .split_whitespace()
+            .skip(1)
+            .map(|w| {
+                w.parse()
+                    .unwrap_or_else(|_| panic!("scripts/cluster egress: {out}"))
+            })
+            .collect();
+        assert_eq!(words.len(), 2, "scripts/cluster egress: {out}");
+        (words[0], words[1])
     }
 
     /// A container's log; `pod` in `split`'s form.

@@ -6,25 +6,24 @@
 //! the path the example runs (a script that says its name and arguments and exits 0: the
 //! users' programs are theirs).
 //!
-//! The examples expect a mesh to inject the proxy. Until istiod does (the next issue), an
-//! injector stand-in, named so, injects it: MutatingAdmissionPolicies (GA in Kubernetes 1.36)
-//! that add istio-proxy as the tests declare it by hand — the real pilot-agent and Envoy with
-//! the tests' xDS server — to pods in a namespace labelled `istio-injection=enabled`, as a
-//! native sidecar when the pod asks with `sidecar.istio.io/nativeSidecar: "true"`; and the
-//! Linkerd proxy stand-in to pods annotated `linkerd.io/inject: enabled`. The Cloud SQL Auth
-//! Proxy of other-sidecars-job.yaml is a stand-in too: its readiness on `--http-port` and
-//! its `/quitquitquit` on the admin port 9091.
+//! The examples expect a mesh to inject the proxy. The Istio ones are applied in a namespace
+//! labelled `istio-injection=enabled` of each of istiod's two injection settings, where
+//! istiod's own webhook injects istio-proxy (scripts/cluster istiod). Linkerd's gets the
+//! Linkerd proxy stand-in from an injector stand-in, named so: a MutatingAdmissionPolicy (GA
+//! in Kubernetes 1.36) that adds it to pods annotated `linkerd.io/inject: enabled` (no Linkerd
+//! is available here). The Cloud SQL Auth Proxy of other-sidecars-job.yaml is a stand-in too:
+//! its readiness on `--http-port` and its `/quitquitquit` on the admin port 9091.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::{apply, kubectl, poll, Cluster};
-use crate::common::pods::{LINKERD_STAND_IN, PROXY_IMAGE, TASK_IMAGE};
+use crate::api::{apply, kubectl, poll, Cluster, Pod};
+use crate::common::pods::{LINKERD_STAND_IN, TASK_IMAGE};
+use crate::manifests::{namespace, Setting};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-/// Where the Istio examples are applied (labelled for injection) and where Linkerd's is.
-const ISTIO_NS: &str = "examples-istio";
+/// Where Linkerd's example is applied (the Istio ones: `examples-` and the setting's name).
 const LINKERD_NS: &str = "examples-linkerd";
 
 /// Each image the examples name: whether it holds meshinit at /usr/local/bin/meshinit, the
@@ -137,159 +136,38 @@ pub fn images(import: &dyn Fn(&str, &Path, &str)) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// istio-proxy's fields as CEL for the injector stand-in's apply configuration: what an
-/// apply configuration may set (it may not set atomic lists or structs, a command, an env
-/// entry's fieldRef: those come by JSON patch).
-fn proxy_fields(kind: &str) -> String {
+/// The Linkerd proxy stand-in's injector (see the module's comment): a policy that adds the
+/// stand-in to pods annotated `linkerd.io/inject: enabled` that have none.
+fn linkerd_injector() -> String {
+    let name = "meshinit-test-linkerd-injector";
+    let container = yaml_quote(&format!(
+        "Object{{spec: Object.spec{{containers: [Object.spec.containers{{name: \"linkerd-proxy\", \
+         image: \"{TASK_IMAGE}\", imagePullPolicy: \"IfNotPresent\"}}]}}}}"
+    ));
+    // A command is an atomic list, which an apply configuration may not set: a JSON patch.
+    let command = yaml_quote(&format!(
+        "[JSONPatch{{op: 'add', path: '/spec/containers/' + \
+         string(object.spec.containers.map(c, c.name).indexOf('linkerd-proxy')) + '/command', \
+         value: ['sh', '-c', {}]}}]",
+        cel_string(LINKERD_STAND_IN)
+    ));
+    let annotated = yaml_quote(
+        "has(object.metadata.annotations) && 'linkerd.io/inject' in object.metadata.annotations \
+         && object.metadata.annotations['linkerd.io/inject'] == 'enabled'",
+    );
+    let not_injected = yaml_quote("!object.spec.containers.exists(c, c.name == 'linkerd-proxy')");
     format!(
-        "name: \"istio-proxy\", image: \"{PROXY_IMAGE}\", imagePullPolicy: \"IfNotPresent\", \
-         readinessProbe: Object.spec.{kind}.readinessProbe{{httpGet: Object.spec.{kind}.readinessProbe.httpGet{{\
-         path: \"/healthz/ready\", port: 15021}}, periodSeconds: 15, timeoutSeconds: 3, failureThreshold: 4}}"
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicy\n\
+         metadata: {{name: {name}}}\nspec:\n  matchConstraints:\n    resourceRules:\n\
+         \x20   - {{apiGroups: [\"\"], apiVersions: [\"v1\"], operations: [\"CREATE\"], resources: [\"pods\"]}}\n\
+         \x20 matchConditions:\n  - name: annotated\n    expression: {annotated}\n\
+         \x20 - name: not-injected\n    expression: {not_injected}\n\
+         \x20 failurePolicy: Fail\n  reinvocationPolicy: Never\n  mutations:\n\
+         \x20 - patchType: ApplyConfiguration\n    applyConfiguration:\n      expression: {container}\n\
+         \x20 - patchType: JSONPatch\n    jsonPatch:\n      expression: {command}\n---\n\
+         apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicyBinding\n\
+         metadata: {{name: {name}}}\nspec:\n  policyName: {name}\n"
     )
-}
-
-/// istio-proxy's command and environment as Istio's template writes them, as JSON patch
-/// operations on the container at `path` (CEL maps, their values dyn() so that the list's
-/// entries have one type: a list of typed objects as a patch's value makes the API server
-/// fail the request).
-fn proxy_patch(path: &str) -> String {
-    let field = |name: &str, field: &str| {
-        format!("{{'name': dyn('{name}'), 'valueFrom': dyn({{'fieldRef': {{'fieldPath': '{field}'}}}})}}")
-    };
-    let value = |name: &str, value: &str| {
-        format!(
-            "{{'name': dyn('{name}'), 'value': dyn({})}}",
-            cel_string(value)
-        )
-    };
-    format!(
-        "JSONPatch{{op: 'add', path: {path} + '/command', value: \
-         ['/bin/sh', '-c', 'xds -addr 127.0.0.1:15010 & exec pilot-agent proxy sidecar']}}, \
-         JSONPatch{{op: 'add', path: {path} + '/env', value: [{}, {}, {}, {}, {}, {}]}}",
-        field("POD_NAME", "metadata.name"),
-        field("POD_NAMESPACE", "metadata.namespace"),
-        field("INSTANCE_IP", "status.podIP"),
-        value("CLOUD_PLATFORM", "none"),
-        value("FILE_MOUNTED_CERTS", "true"),
-        value(
-            "PROXY_CONFIG",
-            r#"{"discoveryAddress":"127.0.0.1:15010","controlPlaneAuthPolicy":"NONE","terminationDrainDuration":"5s"}"#
-        ),
-    )
-}
-
-/// The injector stand-in's policies (see the module's comment).
-fn injector() -> String {
-    let native = "has(object.metadata.annotations) && \
-                  'sidecar.istio.io/nativeSidecar' in object.metadata.annotations && \
-                  object.metadata.annotations['sidecar.istio.io/nativeSidecar'] == 'true'";
-    let injected = "object.spec.containers.exists(c, c.name == 'istio-proxy') || \
-                    (has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name == 'istio-proxy'))";
-    let policy = |name: &str, selector: &str, conditions: &[(&str, String)], mutations: &str| {
-        let conditions: String = conditions
-            .iter()
-            .map(|(n, e)| format!("  - name: {n}\n    expression: {}\n", yaml_quote(e)))
-            .collect();
-        format!(
-            "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicy\n\
-             metadata: {{name: {name}}}\nspec:\n  matchConstraints:\n    resourceRules:\n\
-             \x20   - {{apiGroups: [\"\"], apiVersions: [\"v1\"], operations: [\"CREATE\"], resources: [\"pods\"]}}\n\
-             \x20   namespaceSelector: {selector}\n  matchConditions:\n{conditions}\
-             \x20 failurePolicy: Fail\n  reinvocationPolicy: Never\n  mutations:\n{mutations}---\n\
-             apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicyBinding\n\
-             metadata: {{name: {name}}}\nspec:\n  policyName: {name}\n---\n"
-        )
-    };
-    let mutation = |kind: &str, apply_config: String, patch: String| {
-        format!(
-            "  - patchType: ApplyConfiguration\n    applyConfiguration:\n      expression: {}\n\
-             \x20 - patchType: JSONPatch\n    jsonPatch:\n      expression: {}\n",
-            yaml_quote(&format!(
-                "Object{{spec: Object.spec{{{kind}: [Object.spec.{kind}{{{apply_config}}}]}}}}"
-            )),
-            yaml_quote(&patch)
-        )
-    };
-    let path = |kind: &str| {
-        format!(
-            "'/spec/{kind}/' + string(object.spec.{kind}.map(c, c.name).indexOf('istio-proxy'))"
-        )
-    };
-    let regular = mutation(
-        "containers",
-        proxy_fields("containers"),
-        format!("[{}]", proxy_patch(&path("containers"))),
-    );
-    let native_mutation = mutation(
-        "initContainers",
-        format!(
-            "{}, restartPolicy: \"Always\", startupProbe: Object.spec.initContainers.startupProbe{{\
-             httpGet: Object.spec.initContainers.startupProbe.httpGet{{path: \"/healthz/ready\", port: 15021}}, \
-             initialDelaySeconds: 0, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 600}}",
-            proxy_fields("initContainers")
-        ),
-        format!(
-            "[{}, JSONPatch{{op: 'add', path: {} + '/lifecycle', value: \
-             {{'preStop': {{'exec': {{'command': ['pilot-agent', 'request', '--debug-port=15020', 'POST', 'drain']}}}}}}}}]",
-            proxy_patch(&path("initContainers")),
-            path("initContainers")
-        ),
-    );
-    let linkerd = format!(
-        "  - patchType: ApplyConfiguration\n    applyConfiguration:\n      expression: {}\n\
-         \x20 - patchType: JSONPatch\n    jsonPatch:\n      expression: {}\n",
-        yaml_quote(&format!(
-            "Object{{spec: Object.spec{{containers: [Object.spec.containers{{name: \"linkerd-proxy\", \
-             image: \"{TASK_IMAGE}\", imagePullPolicy: \"IfNotPresent\"}}]}}}}"
-        )),
-        yaml_quote(&format!(
-            "[JSONPatch{{op: 'add', path: '/spec/containers/' + \
-             string(object.spec.containers.map(c, c.name).indexOf('linkerd-proxy')) + '/command', \
-             value: ['sh', '-c', {}]}}]",
-            cel_string(LINKERD_STAND_IN)
-        ))
-    );
-    let istio_ns = "{matchLabels: {istio-injection: enabled}}";
-    let any_ns = "{}";
-    [
-        policy(
-            "meshinit-test-istio-injector-regular",
-            istio_ns,
-            &[
-                ("not-injected", format!("!({injected})")),
-                ("regular", format!("!({native})")),
-            ],
-            &regular,
-        ),
-        policy(
-            "meshinit-test-istio-injector-native",
-            istio_ns,
-            &[
-                ("not-injected", format!("!({injected})")),
-                ("native", native.to_owned()),
-            ],
-            &native_mutation,
-        ),
-        policy(
-            "meshinit-test-linkerd-injector",
-            any_ns,
-            &[
-                (
-                    "annotated",
-                    "has(object.metadata.annotations) && \
-                 'linkerd.io/inject' in object.metadata.annotations && \
-                 object.metadata.annotations['linkerd.io/inject'] == 'enabled'"
-                        .to_owned(),
-                ),
-                (
-                    "not-injected",
-                    "!object.spec.containers.exists(c, c.name == 'linkerd-proxy')".to_owned(),
-                ),
-            ],
-            &linkerd,
-        ),
-    ]
-    .concat()
 }
 
 /// `text` as a CEL string literal (single quotes).
@@ -310,96 +188,57 @@ fn images_named(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the API server applies the injector's policies (they take effect a moment
-/// after they are created): a pod created with --dry-run=server gets each proxy.
-fn injecting() {
-    let probes = [
-        (ISTIO_NS, "", "istio-proxy"),
-        (
-            ISTIO_NS,
-            "sidecar.istio.io/nativeSidecar: 'true'",
-            "istio-proxy",
-        ),
-        (LINKERD_NS, "linkerd.io/inject: enabled", "linkerd-proxy"),
-    ];
-    for (ns, annotation, proxy) in probes {
-        let pod = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe\n  annotations: {{{annotation}}}\n\
-             spec:\n  containers:\n  - {{name: task, image: {TASK_IMAGE}}}\n"
-        );
-        poll(
-            Duration::from_secs(30),
-            &format!("the injector of {proxy} in {ns}"),
-            || {
-                let args = [
-                    "kubectl",
-                    "create",
-                    "-n",
-                    ns,
-                    "--dry-run=server",
-                    "-o",
-                    "yaml",
-                    "-f",
-                    "-",
-                ];
-                crate::api::cluster(&args, Some(&pod))
-                    .ok()
-                    .filter(|out| out.contains(&format!("name: {proxy}")))
-            },
+/// Waits until `ns` has its default service account (pods are refused before) and, in a
+/// namespace istiod injects, istiod's root certificate (the proxy mounts it).
+pub fn namespace_ready(c: &Cluster, ns: &str, injected: bool) {
+    let mut want = vec!["serviceaccount/default"];
+    if injected {
+        want.push("configmap/istio-ca-root-cert");
+    }
+    for object in want {
+        c.until(
+            Duration::from_secs(60),
+            &format!("{object} in {ns}"),
+            |_| crate::api::cluster(&["kubectl", "get", "-n", ns, object], None).ok(),
         );
     }
 }
 
-/// Every manifest in images/examples/ applied as it is, in a namespace the injector serves:
-/// each Job (and a Job made from the CronJob by `kubectl create job --from`) Complete, every
-/// container of every pod 0.
-pub fn every_example_runs_unchanged(c: &Cluster) {
-    apply(&injector());
-    for ns in [ISTIO_NS, LINKERD_NS] {
-        kubectl(&["create", "namespace", ns]);
-    }
-    kubectl(&["label", "namespace", ISTIO_NS, "istio-injection=enabled"]);
-    injecting();
-    for ns in [ISTIO_NS, LINKERD_NS] {
-        c.until(
-            Duration::from_secs(60),
-            &format!("the default service account of {ns}"),
-            |_| {
-                crate::api::cluster(
-                    &["kubectl", "get", "serviceaccount", "default", "-n", ns],
-                    None,
-                )
-                .ok()
-            },
-        );
-    }
+/// The examples in images/examples/ that `pick` takes (its text), sorted.
+fn examples(pick: impl Fn(&str) -> bool) -> Vec<(PathBuf, String)> {
     let dir = Path::new(REPO).join("images/examples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .filter(|(_, text)| pick(text))
         .collect();
     files.sort();
+    assert!(!files.is_empty(), "no example in {}", dir.display());
+    files
+}
+
+/// Applies each example in `ns` as it is (a CronJob: applied, suspended, and run once by
+/// `kubectl create job --from`, as users try one); the Jobs to wait for, `NS/NAME`, by file.
+fn apply_examples(ns: &str, files: &[(PathBuf, String)]) -> Vec<(PathBuf, String)> {
     let known: Vec<&str> = IMAGES
         .iter()
         .map(|i| i.0)
         .chain([MESHINIT, CLOUD_SQL_PROXY])
         .collect();
     let mut jobs = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        for image in images_named(&text) {
+    for (file, text) in files {
+        for image in images_named(text) {
             assert!(
                 known.contains(&image.as_str()),
                 "{}: image {image} is not imported by the test",
                 file.display()
             );
         }
-        let ns = if text.contains("linkerd.io/inject") {
-            LINKERD_NS
-        } else {
-            ISTIO_NS
-        };
         let name = text
             .lines()
             .skip_while(|l| !l.starts_with("metadata:"))
@@ -409,56 +248,152 @@ pub fn every_example_runs_unchanged(c: &Cluster) {
         kubectl(&["apply", "-n", ns, "-f", file.to_str().unwrap()]);
         if text.contains("kind: CronJob") {
             let by_hand = format!("{name}-by-hand");
-            kubectl(&[
-                "create",
-                "job",
-                "-n",
-                ns,
-                &by_hand,
-                &format!("--from=cronjob/{name}"),
-            ]);
-            kubectl(&[
-                "patch",
-                "cronjob",
-                "-n",
-                ns,
-                &name,
-                "-p",
-                r#"{"spec":{"suspend":true}}"#,
-            ]);
+            let from = format!("--from=cronjob/{name}");
+            kubectl(&["create", "job", "-n", ns, &by_hand, &from]);
+            let suspend = r#"{"spec":{"suspend":true}}"#;
+            kubectl(&["patch", "cronjob", "-n", ns, &name, "-p", suspend]);
             jobs.push((file.clone(), format!("{ns}/{by_hand}")));
         } else {
             jobs.push((file.clone(), format!("{ns}/{name}")));
         }
     }
-    for (file, job) in &jobs {
-        let (status, pods) = c.finished(job, crate::LIMIT);
-        crate::report(job, &status, &pods);
-        assert_eq!(
-            status.condition("Complete"),
-            Some("CompletionsReached"),
+    jobs
+}
+
+/// The Job `job` of `file` Complete with one pod, every container of it (init containers
+/// too) ended with 0; its pods.
+fn expect_complete(c: &Cluster, file: &Path, job: &str) -> Vec<Pod> {
+    let (status, pods) = c.finished(job, crate::LIMIT);
+    crate::report(job, &status, &pods);
+    let why = || {
+        format!(
             "{}: {status:#?}\n{pods:#?}\n{}",
             file.display(),
             c.logs(job)
-        );
-        assert_eq!(
-            (status.succeeded, status.failed),
-            (1, 0),
-            "{}: {status:#?}\n{}",
-            file.display(),
-            c.logs(job)
-        );
+        )
+    };
+    assert_eq!(
+        status.condition("Complete"),
+        Some("CompletionsReached"),
+        "{}",
+        why()
+    );
+    assert_eq!((status.succeeded, status.failed), (1, 0), "{}", why());
+    for p in &pods {
+        for container in &p.containers {
+            assert_eq!(
+                (container.state.as_str(), container.exit),
+                ("terminated", Some(0)),
+                "{}: {} of {}: {p:#?}",
+                file.display(),
+                container.name,
+                p.name
+            );
+        }
+    }
+    pods
+}
+
+/// Every Istio manifest in images/examples/ applied as it is in a namespace of `setting`,
+/// where istiod injects istio-proxy: each Job (and a Job made from the CronJob by `kubectl
+/// create job --from`) Complete, every container of every pod 0, istio-proxy not restarted
+/// (but as `expect_proxy_restarts_after_quit` says); meshinit, in each task container, waited for pilot-agent's readiness on 15020
+/// before the task, and one of them quit it there — but under `MESHINIT_MESH=none`, where the kubelet stops
+/// the (native) proxy.
+pub fn every_istio_example_runs_unchanged(c: &Cluster, setting: Setting) {
+    let ns = format!("examples-{}", setting.name());
+    apply(&namespace(&ns, setting));
+    namespace_ready(c, &ns, true);
+    let files = examples(|text| !text.contains("linkerd.io/inject"));
+    for (file, job) in apply_examples(&ns, &files) {
+        let text = &files.iter().find(|(f, _)| *f == file).unwrap().1;
+        let pods = expect_complete(c, &file, &job);
+        let mesh_none = text.contains("value: none");
         for p in &pods {
-            for container in &p.containers {
+            let layout = crate::istio::layout(c, &format!("{ns}/{}", p.name));
+            eprintln!("{job}: the injector wrote: {layout}");
+            if mesh_none {
                 assert_eq!(
-                    (container.state.as_str(), container.exit),
-                    ("terminated", Some(0)),
-                    "{}: {} of {}: {p:#?}",
-                    file.display(),
-                    container.name,
-                    p.name
+                    p.container(crate::PROXY).restarts,
+                    0,
+                    "{}: {p:#?}",
+                    file.display()
+                );
+            } else {
+                crate::expect_proxy_restarts_after_quit(&job, p);
+            }
+            let tasks: Vec<&str> = p
+                .containers
+                .iter()
+                .filter(|c| !c.init && c.name != crate::PROXY && c.name != "cloud-sql-proxy")
+                .map(|c| c.name.as_str())
+                .collect();
+            let logs: Vec<String> = tasks
+                .iter()
+                .map(|t| c.log(&format!("{ns}/{}", p.name), t))
+                .collect();
+            let all = logs.join("\n");
+            if mesh_none {
+                assert!(
+                    !all.contains("sidecar quit via"),
+                    "{}: {all}",
+                    file.display()
+                );
+                continue;
+            }
+            // Each waited on pilot-agent's readiness before its task.
+            for log in &logs {
+                let wait = log.find("http://127.0.0.1:15020/healthz/ready");
+                let started = log.find("task started");
+                assert!(
+                    wait.is_some() && started.is_some() && wait < started,
+                    "{}: {log}",
+                    file.display()
                 );
             }
+            assert!(
+                all.contains(crate::istio::QUIT),
+                "{}: {all}",
+                file.display()
+            );
         }
+    }
+}
+
+/// Linkerd's example applied as it is, the Linkerd proxy stand-in injected by the injector
+/// stand-in: Complete, every container 0.
+pub fn the_linkerd_example_runs_unchanged(c: &Cluster) {
+    apply(&linkerd_injector());
+    kubectl(&["create", "namespace", LINKERD_NS]);
+    namespace_ready(c, LINKERD_NS, false);
+    // The policy takes effect a moment after it is made: a pod created with
+    // --dry-run=server gets the stand-in.
+    let probe = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe\n  annotations: {{linkerd.io/inject: enabled}}\n\
+         spec:\n  containers:\n  - {{name: task, image: {TASK_IMAGE}}}\n"
+    );
+    poll(
+        Duration::from_secs(30),
+        "the injector stand-in of linkerd-proxy",
+        || {
+            let args = [
+                "kubectl",
+                "create",
+                "-n",
+                LINKERD_NS,
+                "--dry-run=server",
+                "-o",
+                "yaml",
+                "-f",
+                "-",
+            ];
+            crate::api::cluster(&args, Some(&probe))
+                .ok()
+                .filter(|out| out.contains("name: linkerd-proxy"))
+        },
+    );
+    let files = examples(|text| text.contains("linkerd.io/inject"));
+    for (file, job) in apply_examples(LINKERD_NS, &files) {
+        expect_complete(c, &file, &job);
     }
 }

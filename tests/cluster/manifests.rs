@@ -1,25 +1,53 @@
-//! The tests' Jobs and CronJobs, in YAML as users write them: the pod's parts from
-//! `common::pods` (istio-proxy as Istio's injector writes it, in either world), indented into
-//! a Job's or a CronJob's template.
+//! The tests' Jobs and CronJobs, in YAML as users write them: no proxy anywhere in a
+//! manifest. A Job in a namespace of one of istiod's two injection settings gets istio-proxy
+//! from istiod's webhook, as in users' clusters; one in `default` gets nothing.
 
-use crate::common::pods::{container, istio_proxy, yaml_string, TASK_IMAGE};
+use crate::common::pods::{container, yaml_string, TASK_IMAGE};
 
-/// Where istio-proxy is in the pod.
+/// istiod's injection setting, by the namespace the Job is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum World {
-    /// A regular container beside the task (Istio before 1.27, or without native sidecars).
+pub enum Setting {
+    /// `ENABLE_NATIVE_SIDECARS=false`: istio-proxy a regular container beside the task (what
+    /// Istio before 1.27 and clusters before Kubernetes 1.33 do).
     Regular,
-    /// An init container with `restartPolicy: Always` (Istio's default since 1.27).
+    /// `ENABLE_NATIVE_SIDECARS=true`: istio-proxy an init container with `restartPolicy:
+    /// Always` (Istio's default on Kubernetes 1.33+).
     Native,
 }
 
-impl World {
+pub const BOTH: [Setting; 2] = [Setting::Regular, Setting::Native];
+
+impl Setting {
+    /// Its name, as scripts/cluster names the istiod and the label `meshinit-cluster/istiod`.
     pub fn name(self) -> &'static str {
         match self {
-            World::Regular => "regular",
-            World::Native => "native",
+            Setting::Regular => "regular",
+            Setting::Native => "native",
         }
     }
+
+    /// The tests' namespace of this setting (made by `namespace`).
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Setting::Regular => "mesh-regular",
+            Setting::Native => "mesh-native",
+        }
+    }
+
+    /// `name` in this setting's namespace, the form the cluster's helpers take.
+    pub fn key(self, name: &str) -> String {
+        format!("{}/{name}", self.namespace())
+    }
+}
+
+/// A namespace `istiod` injects in `setting`: labelled `istio-injection=enabled`, as users
+/// label theirs, and with the label that picks the setting's istiod.
+pub fn namespace(name: &str, setting: Setting) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n\
+         \x20   istio-injection: enabled\n    meshinit-cluster/istiod: {}\n",
+        setting.name()
+    )
 }
 
 /// `text` with every line indented by `by` more spaces.
@@ -28,36 +56,37 @@ fn indent(text: &str, by: usize) -> String {
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
 
-/// A pod spec (at a pod's indentation) with `restart` policy, the task's container(s)
-/// `task`, `extra` pod-level lines (volumes, ...) and istio-proxy in `world` (none without).
-pub fn pod(world: Option<World>, restart: &str, task: &str, extra: &str) -> String {
-    let head = format!("  restartPolicy: {restart}\n  terminationGracePeriodSeconds: 10\n{extra}");
-    match world {
-        None => format!("{head}  containers:\n{task}"),
-        Some(World::Regular) => format!("{head}  containers:\n{task}{}", istio_proxy(false, "5s")),
-        Some(World::Native) => format!(
-            "{head}  initContainers:\n{}  containers:\n{task}",
-            istio_proxy(true, "5s")
-        ),
-    }
+/// A pod template (at a template's indentation): `annotations` (one `key: value` a line, or
+/// none), then the spec with `restart` policy, the task's container(s) `task` and `extra`
+/// pod-level lines (volumes, ...).
+pub fn pod(annotations: &str, restart: &str, task: &str, extra: &str) -> String {
+    let meta = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("metadata:\n  annotations:\n{}", indent(annotations, 4))
+    };
+    format!(
+        "{meta}spec:\n  restartPolicy: {restart}\n  terminationGracePeriodSeconds: 10\n{extra}\
+         \x20 containers:\n{task}"
+    )
 }
 
-/// A Job in the default namespace: `fields` at the Job spec's level (two spaces), `pod` as
+/// A Job `name` in namespace `ns`: `fields` at the Job spec's level (two spaces), `pod` as
 /// `pod` makes it.
-pub fn job(name: &str, fields: &str, pod: &str) -> String {
+pub fn job(ns: &str, name: &str, fields: &str, pod: &str) -> String {
     format!(
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  namespace: default\n\
-         spec:\n{fields}  template:\n    spec:\n{}",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+         spec:\n{fields}  template:\n{}",
         indent(pod, 4)
     )
 }
 
 /// A CronJob running every minute whose Jobs have `fields` and `pod`.
-pub fn cronjob(name: &str, fields: &str, pod: &str) -> String {
+pub fn cronjob(ns: &str, name: &str, fields: &str, pod: &str) -> String {
     format!(
-        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\n  namespace: default\n\
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
          spec:\n  schedule: '* * * * *'\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n\
-         {}      template:\n        spec:\n{}",
+         {}      template:\n{}",
         indent(fields, 4),
         indent(pod, 8)
     )
@@ -65,7 +94,8 @@ pub fn cronjob(name: &str, fields: &str, pod: &str) -> String {
 
 /// The task's container: meshinit from the image with `flags`, then `sh -c script`; `env`
 /// and `mounts` (volumeMounts lines at the container's indentation) besides. No
-/// KUBERNETES_SERVICE_HOST: the kubelet sets it, as in users' clusters.
+/// KUBERNETES_SERVICE_HOST: the kubelet sets it, as in users' clusters. Its log is JSON lines,
+/// which give each event's time.
 pub fn task(flags: &[&str], script: &str, env: &[(&str, &str)], mounts: &str) -> String {
     let mut command = vec!["/usr/local/bin/meshinit"];
     command.extend_from_slice(flags);
@@ -76,18 +106,17 @@ pub fn task(flags: &[&str], script: &str, env: &[(&str, &str)], mounts: &str) ->
          \x20   image: {TASK_IMAGE}\n\
          \x20   imagePullPolicy: Never\n\
          \x20   command: [{}]\n\
-         \x20   args: [sh, -c, {}]\n",
+         \x20   args: [sh, -c, {}]\n\
+         \x20   env:\n\
+         \x20   - {{name: MESHINIT_LOG_FORMAT, value: json}}\n",
         command.join(", "),
         yaml_string(script)
     );
-    if !env.is_empty() {
-        text.push_str("    env:\n");
-        for (name, value) in env {
-            text.push_str(&format!(
-                "    - {{name: {name}, value: {}}}\n",
-                yaml_string(value)
-            ));
-        }
+    for (name, value) in env {
+        text.push_str(&format!(
+            "    - {{name: {name}, value: {}}}\n",
+            yaml_string(value)
+        ));
     }
     if !mounts.is_empty() {
         text.push_str("    volumeMounts:\n");

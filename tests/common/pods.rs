@@ -1,6 +1,8 @@
 //! The pods' parts that the kubelet's tests and the cluster's share: the images (imported
-//! without a registry by scripts/kubelet or scripts/cluster) and the containers as Istio's
-//! injector writes them, in YAML at a pod spec's indentation.
+//! without a registry by scripts/kubelet or scripts/cluster) and containers in YAML at a pod
+//! spec's indentation. On the kubelet, which has no control plane, istio-proxy is declared by
+//! hand as Istio's injector writes it, with the tests' xDS server in its container; on the
+//! cluster, istiod injects the real one (scripts/cluster istiod).
 
 use std::path::Path;
 
@@ -9,15 +11,16 @@ use super::istio::Peers;
 /// The task's image: busybox, with meshinit at /usr/local/bin/meshinit as `COPY --from`
 /// puts it, the entrypoint `meshinit --`.
 pub const TASK_IMAGE: &str = "localhost/meshinit-test/task:1";
-/// istio-proxy: the real pilot-agent and Envoy, the tests' xDS server, busybox's sh.
-pub const PROXY_IMAGE: &str = "localhost/meshinit-test/istio-proxy:1";
+/// The hand-declared istio-proxy's image: the real pilot-agent and Envoy, the tests' xDS
+/// server, busybox's sh.
+pub const HAND_DECLARED_PROXY_IMAGE: &str = "localhost/meshinit-test/hand-declared-istio-proxy:1";
 /// The release image's layout: `/meshinit` alone, nothing else (FROM scratch).
 pub const MESHINIT_IMAGE: &str = "localhost/meshinit-test/meshinit:1";
 /// A task's image without meshinit: busybox only.
 pub const PLAIN_IMAGE: &str = "localhost/meshinit-test/plain:1";
 
-/// Builds the four images and hands each to `import` (its name, its root, its entrypoint).
-pub fn images(envoy: &Path, peers: &Peers, import: &dyn Fn(&str, &Path, &str)) {
+/// Builds the task's images and hands each to `import` (its name, its root, its entrypoint).
+pub fn images(import: &dyn Fn(&str, &Path, &str)) {
     let dir = super::tempdir("pod-images");
     // The task's image: busybox, and meshinit where a Dockerfile's COPY --from puts it.
     let task = dir.join("task-root");
@@ -25,14 +28,6 @@ pub fn images(envoy: &Path, peers: &Peers, import: &dyn Fn(&str, &Path, &str)) {
     std::fs::create_dir_all(task.join("usr/local/bin")).unwrap();
     std::fs::copy(super::bin(), task.join("usr/local/bin/meshinit")).unwrap();
     import(TASK_IMAGE, &task, r#"["/usr/local/bin/meshinit", "--"]"#);
-    // The istio-proxy image, as the podman pod test builds it, with the tests' xDS server
-    // and a shell to start it beside the agent (the pod's control plane).
-    let proxy = super::images::istio_proxy_root(&dir, envoy, peers);
-    super::images::busybox_root(&proxy, &["sh"]);
-    std::fs::copy(&peers.xds, proxy.join("usr/local/bin/xds")).unwrap();
-    std::fs::create_dir_all(proxy.join("etc/envoy")).unwrap();
-    std::fs::write(proxy.join("etc/envoy/envoy.yaml"), ENVOY_ALONE).unwrap();
-    import(PROXY_IMAGE, &proxy, r#"["/usr/local/bin/pilot-agent"]"#);
     // The release image's layout, and an image without meshinit (meshinit install).
     let alone = dir.join("meshinit-root");
     std::fs::create_dir_all(&alone).unwrap();
@@ -44,17 +39,35 @@ pub fn images(envoy: &Path, peers: &Peers, import: &dyn Fn(&str, &Path, &str)) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Builds the hand-declared istio-proxy's image (as the podman pod test builds Istio's, with
+/// the tests' xDS server and a shell to start it beside the agent: the pod's control plane;
+/// and Envoy's own configuration for Envoy alone) and hands it to `import`.
+pub fn hand_declared_proxy_image(envoy: &Path, peers: &Peers, import: &dyn Fn(&str, &Path, &str)) {
+    let dir = super::tempdir("proxy-image");
+    let proxy = super::images::istio_proxy_root(&dir, envoy, peers);
+    super::images::busybox_root(&proxy, &["sh"]);
+    std::fs::copy(&peers.xds, proxy.join("usr/local/bin/xds")).unwrap();
+    std::fs::create_dir_all(proxy.join("etc/envoy")).unwrap();
+    std::fs::write(proxy.join("etc/envoy/envoy.yaml"), ENVOY_ALONE).unwrap();
+    import(
+        HAND_DECLARED_PROXY_IMAGE,
+        &proxy,
+        r#"["/usr/local/bin/pilot-agent"]"#,
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Envoy alone (the sidecar of Envoy-only meshes), its admin API on 15000.
 const ENVOY_ALONE: &str =
     "admin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: 15000}\n\
 static_resources: {}\n";
 
-/// istio-proxy as Istio's injector writes it (the variables of its template that matter
-/// here), with the tests' xDS server started beside the agent in the same container: it is
-/// the pod's control plane, reachable on the pod's loopback as istiod would be over the
-/// network. `native`: an init container with restartPolicy Always and the startup probe and
-/// preStop hook Istio gives a native sidecar.
-pub fn istio_proxy(native: bool, drain: &str) -> String {
+/// istio-proxy declared by hand as Istio's injector writes it (the variables of its template
+/// that matter here), with the tests' xDS server started beside the agent in the same
+/// container: it is the pod's control plane, reachable on the pod's loopback as istiod would
+/// be over the network. `native`: an init container with restartPolicy Always and the startup
+/// probe and preStop hook Istio gives a native sidecar.
+pub fn hand_declared_istio_proxy(native: bool, drain: &str) -> String {
     let native_part = if native {
         "    restartPolicy: Always\n\
          \x20   startupProbe:\n\
@@ -72,7 +85,7 @@ pub fn istio_proxy(native: bool, drain: &str) -> String {
     };
     format!(
         "  - name: istio-proxy\n\
-         \x20   image: {PROXY_IMAGE}\n\
+         \x20   image: {HAND_DECLARED_PROXY_IMAGE}\n\
          \x20   imagePullPolicy: Never\n\
          {native_part}\
          \x20   command: [/bin/sh, -c, 'xds -addr 127.0.0.1:15010 & exec pilot-agent proxy sidecar']\n\
