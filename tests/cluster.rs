@@ -228,6 +228,10 @@ fn scenarios() -> Vec<(String, Scenario)> {
         Box::new(policy::a_container_without_command_is_refused),
     ));
     all.push((
+        "clashes_and_meaningless_labels_are_refused".into(),
+        Box::new(policy::clashes_and_meaningless_labels_are_refused),
+    ));
+    all.push((
         "an_unlabelled_job_is_left_as_it_is".into(),
         Box::new(policy::an_unlabelled_job_is_left_as_it_is),
     ));

@@ -47,7 +47,8 @@ const NAMESPACES: &[(&str, &str, &str)] = &[
 /// The refusal of a container without `command` (the ValidatingAdmissionPolicy's message).
 const NO_COMMAND: &str = "meshinit.io/inject: container task has no command, so meshinit \
     cannot be put in front of it (its image's ENTRYPOINT would run, which an admission policy \
-    cannot see): set its command to what the image runs";
+    cannot see): set its command to the image's ENTRYPOINT and, if it has no args, its args \
+    to the image's CMD";
 /// What the API server says before a validating policy's message.
 const DENIED: &str = "ValidatingAdmissionPolicy 'meshinit-inject' with binding \
     'meshinit-inject' denied request: ";
@@ -554,6 +555,67 @@ pub fn a_container_without_command_is_refused(c: &Cluster) {
     );
 }
 
+/// What the API server would otherwise refuse with a bare "Duplicate value", or admit and
+/// leave without meshinit, refused by the validating policy with its message (each pod made
+/// with --dry-run=server, so nothing runs); and a pod on the host's network in a namespace
+/// istiod injects: istiod leaves it without a proxy, so meshinit gets no `--mesh istio`.
+pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
+    ready(c);
+    let task = container("task", "echo task ran");
+    let adds = ", which meshinit adds too (the volumes meshinit-bin and meshinit-pod, the init \
+        container install-meshinit, mounts at /meshinit-bin and /meshinit-pod): rename or move \
+        the pod's";
+    let refused = [
+        (
+            "label-enabled",
+            template("enabled", "", &task),
+            "meshinit.io/inject is \"enabled\", which means nothing: set it to \"true\" to add \
+             meshinit to the pod, or \"false\" to leave it as it is"
+                .to_owned(),
+        ),
+        (
+            "volume-clash",
+            template("true", "", &task).replace(
+                "  containers:\n",
+                "  volumes: [{name: meshinit-bin, emptyDir: {}}]\n  containers:\n",
+            ),
+            format!("meshinit.io/inject: the pod has spec.volumes[].name meshinit-bin{adds}"),
+        ),
+        (
+            "partly-wrapped",
+            template(
+                "true",
+                "",
+                &format!(
+                    "{task}  - {{name: ready, image: {PLAIN_IMAGE}, \
+                     command: [/meshinit-bin/meshinit, --, true]}}\n"
+                ),
+            ),
+            "meshinit.io/inject: container ready runs meshinit already and task does not"
+                .to_owned(),
+        ),
+    ];
+    for (name, template, message) in &refused {
+        let why =
+            dry_run(PLAIN, &pod_manifest(name, template)).expect_err(&format!("{name}: admitted"));
+        eprintln!("{PLAIN}/{name}: {}", why.trim_end());
+        assert!(why.contains(&format!("{DENIED}{message}")), "{name}: {why}");
+    }
+    let host = labelled("echo task ran")
+        .replace("  containers:\n", "  hostNetwork: true\n  containers:\n");
+    let ns = Setting::Regular.namespace();
+    let admitted = dry_run(ns, &pod_manifest("host-network", &host))
+        .unwrap_or_else(|e| panic!("{ns}/host-network: {e}"));
+    let made: String = pod_spec(&["meshinit"], &admitted)
+        .split_whitespace()
+        .collect();
+    assert!(
+        made.contains(r#""command":["/meshinit-bin/meshinit","--","sh","-c"]"#)
+            && !admitted.contains("\"istio-proxy\""),
+        "{ns}/host-network: {made}"
+    );
+}
+
 /// A Job without the label: its pod is the one the API server made of the same template
 /// before any policy existed (`ready`), to the field; Complete, its containers unprefixed.
 pub fn an_unlabelled_job_is_left_as_it_is(c: &Cluster) {
@@ -638,7 +700,7 @@ fn kyverno() -> PathBuf {
 
 /// Kyverno's ClusterPolicy against the MutatingAdmissionPolicy, on the same Jobs' pods. Each
 /// pod as the API server would hand it to Kyverno's webhook (its defaults set): made with
-/// --dry-run=server under the label `meshinit.io/inject: "no"`, which no policy acts on, and
+/// --dry-run=server under the label `meshinit.io/inject: "false"`, which no policy changes, and
 /// labelled again; given to the Kyverno CLI (`kyverno apply --cluster`: its API call for the
 /// namespace goes to the cluster's API server), beside the pod the admission policies made of
 /// the labelled one. The fields the policies set must be equal. Then each Kyverno-made pod as
@@ -677,7 +739,7 @@ pub fn kyverno_makes_the_same_pod(c: &Cluster) {
         let what = format!("{ns}/{name}");
         let labelled = pod_manifest(name, template);
         let admitted = dry_run(ns, &labelled).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let unlabelled = dry_run(ns, &pod_spec(&["label", "no"], &labelled))
+        let unlabelled = dry_run(ns, &pod_spec(&["label", "false"], &labelled))
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let given = pod_spec(&["label", "true"], &unlabelled);
         let out = dir.join(format!("{name}.yaml"));
