@@ -239,7 +239,45 @@ fn scenarios() -> Vec<(String, Scenario)> {
         "the_cluster_authenticates_and_authorizes".into(),
         Box::new(jobs::authentication),
     ));
+    all.push((
+        "a_second_up_refuses_and_leaves_the_cluster_running".into(),
+        Box::new(a_second_up_refuses),
+    ));
     all
+}
+
+/// Another run's `scripts/cluster up` (or `clean`) while this cluster runs: exit 69 naming
+/// its processes by pid and how to stop it, and nothing of it stopped: the API server the
+/// same process before and after, the node still Ready.
+fn a_second_up_refuses(_: &Cluster) {
+    let apiserver = |refused: &str| {
+        refused
+            .split("kube-apiserver (pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .map(str::to_owned)
+    };
+    let mut seen = Vec::new();
+    for step in ["up", "clean", "up"] {
+        let refused = api::cluster(&[step], None)
+            .expect_err("scripts/cluster up or clean while the cluster runs");
+        assert!(
+            refused.contains("exit status: 69")
+                && refused.contains("a cluster is running")
+                && refused.contains("'scripts/cluster down' stops it"),
+            "{step}: {refused}"
+        );
+        seen.push(apiserver(&refused).unwrap_or_else(|| panic!("{step}: {refused}")));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    let ready = api::kubectl(&[
+        "get",
+        "node",
+        "meshinit-cluster",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "True", "the node after the refused up");
 }
 
 /// The scenarios that need what CI does not build, with the reason: run with `--ignored`

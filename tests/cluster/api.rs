@@ -275,17 +275,19 @@ impl Cluster {
     /// Brings the cluster up (scripts/cluster up: the first run builds its programs) with
     /// Istio's control plane (scripts/cluster istiod) and starts the watcher.
     pub fn up() -> Result<Cluster, String> {
-        // A cluster left by a killed run is undone first, so that the host is seen as it was.
-        if cluster(&["leftovers"], None).is_err() {
-            cluster(&["down"], None)?;
-        }
+        // What a cluster left once its processes ended is undone first, so that the host is
+        // seen as it was; a cluster that runs is another run's or a user's: refused here
+        // (scripts/cluster clean, exit 69 naming its processes), never stopped.
+        cluster(&["clean"], None)?;
         let host_before = cluster(&["host"], None)?;
-        for step in ["up", "istiod"] {
-            let started = cluster(&[step], None).inspect_err(|_| {
-                let _ = cluster(&["down"], None);
-            })?;
-            eprintln!("{}", started.trim());
-        }
+        // up refuses in turn should another run have started one since, and undoes its own
+        // start when it fails: only once it has succeeded is the cluster ours to take down.
+        let started = cluster(&["up"], None)?;
+        eprintln!("{}", started.trim());
+        let istiod = cluster(&["istiod"], None).inspect_err(|_| {
+            let _ = cluster(&["down"], None);
+        })?;
+        eprintln!("{}", istiod.trim());
         let it = Cluster {
             host_before,
             watcher: Mutex::new(None),
