@@ -310,6 +310,7 @@ impl Cluster {
         std::thread::spawn(move || {
             let mut at = 0.0;
             let mut lines: Vec<Vec<String>> = Vec::new();
+            let mut last_words = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let words: Vec<String> = line.split(' ').map(unescape).collect();
                 match words[0].as_str() {
@@ -326,11 +327,12 @@ impl Cluster {
                         changed.notify_all();
                     }
                     "retrying" => eprintln!("cluster watch: {line}"),
+                    "gave" => last_words = line,
                     _ => lines.push(words),
                 }
             }
             let (lock, changed) = &*state;
-            lock.lock().unwrap().ended = Some("the watcher stopped".into());
+            lock.lock().unwrap().ended = Some(format!("the watcher stopped {last_words}"));
             changed.notify_all();
         });
         *self.watcher.lock().unwrap() = Some((child, stdin));
