@@ -7,12 +7,16 @@ Type=Status/Reason joined by commas), or "pod TYPE NAMESPACE NAME JOB PHASE INDE
 followed by one "container NAME KIND STATE EXIT RESTARTS REASON LAST_EXIT MESSAGE" line per
 container (KIND init or main; STATE running, waiting or terminated; EXIT and LAST_EXIT - unless
 terminated), then "end". TYPE is ADDED, MODIFIED or DELETED. Spaces, tabs and newlines in a
-word are written \\s, \\t, \\n; an empty word is -. Runs until standard input closes.
+word are written \\s, \\t, \\n; an empty word is -. Runs until standard input closes. A
+watch that fails is retried every 0.5 s ("retrying PATH: ERROR"); when a path's tries have
+not listed it once in the GIVE_UP seconds since the first of them failed (the API server is
+gone), the watcher says "gave up PATH: ERROR" and exits 69.
 
     python3 scripts/cluster_watch.py API_URL CA CERT KEY
 """
 
 import json
+import os
 import select
 import ssl
 import sys
@@ -21,6 +25,8 @@ import time
 import urllib.request
 
 LOCK = threading.Lock()
+# Longer than the API server takes to come back from a hiccup, far shorter than a test.
+GIVE_UP = 60
 
 
 def word(value):
@@ -63,11 +69,13 @@ def pod_lines(kind, pod):
     return lines
 
 
-def watch(api, context, path, lines_of):
-    """Lists, then watches from the list's version; again from a fresh list when a watch ends."""
+def watch(api, context, path, lines_of, succeeded):
+    """Lists, then watches from the list's version; again from a fresh list when a watch ends.
+    Calls succeeded() after each list that succeeds."""
     while True:
         with urllib.request.urlopen(api + path, context=context, timeout=30) as r:
             listed = json.load(r)
+        succeeded()
         emit(lines_of("ADDED", item) for item in listed.get("items") or [])
         version = listed["metadata"]["resourceVersion"]
         url = "%s%s?watch=1&resourceVersion=%s&allowWatchBookmarks=false" % (api, path, version)
@@ -92,11 +100,21 @@ def main():
     context.load_cert_chain(cert, key)
 
     def run(path, lines_of):
+        failing_since = [None]
+
+        def succeeded():
+            failing_since[0] = None
+
         while True:
             try:
-                watch(api, context, path, lines_of)
+                watch(api, context, path, lines_of, succeeded)
             except Exception as e:
+                now = time.monotonic()
+                failing_since[0] = failing_since[0] or now
                 with LOCK:
+                    if now - failing_since[0] > GIVE_UP:
+                        print("gave up %s: %s" % (path, word(e)), flush=True)
+                        os._exit(69)
                     print("retrying %s: %s" % (path, word(e)), flush=True)
                 time.sleep(0.5)
 

@@ -12,7 +12,8 @@
 //! users apply them, to Jobs that only carry their label (cluster/policy.rs). One cluster serves
 //! every scenario (its ports are fixed), so this file has its own runner (`harness = false`):
 //! the cluster comes up once, the scenarios run `AT_ONCE` at a time, the pods' traffic is
-//! checked to have stayed on the bridge's subnet, the cluster goes down even after a failure,
+//! then checked to have stayed on the bridge's subnet (with a pod that does not, to show the
+//! check sees it), the cluster goes down even after a failure,
 //! and the host must then be as it was.
 //!
 //! `cargo test --test cluster [FILTER]` runs the scenarios whose name contains FILTER (those
@@ -243,7 +244,45 @@ fn scenarios() -> Vec<(String, Scenario)> {
         "the_cluster_authenticates_and_authorizes".into(),
         Box::new(jobs::authentication),
     ));
+    all.push((
+        "a_second_up_refuses_and_leaves_the_cluster_running".into(),
+        Box::new(a_second_up_refuses),
+    ));
     all
+}
+
+/// Another run's `scripts/cluster up` (or `clean`) while this cluster runs: exit 69 naming
+/// its processes by pid and how to stop it, and nothing of it stopped: the API server the
+/// same process before and after, the node still Ready.
+fn a_second_up_refuses(_: &Cluster) {
+    let apiserver = |refused: &str| {
+        refused
+            .split("kube-apiserver (pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .map(str::to_owned)
+    };
+    let mut seen = Vec::new();
+    for step in ["up", "clean", "up"] {
+        let refused = api::cluster(&[step], None)
+            .expect_err("scripts/cluster up or clean while the cluster runs");
+        assert!(
+            refused.contains("exit status: 69")
+                && refused.contains("a cluster is running")
+                && refused.contains("'scripts/cluster down' stops it"),
+            "{step}: {refused}"
+        );
+        seen.push(apiserver(&refused).unwrap_or_else(|| panic!("{step}: {refused}")));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    let ready = api::kubectl(&[
+        "get",
+        "node",
+        "meshinit-cluster",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "True", "the node after the refused up");
 }
 
 /// The scenarios that need what CI does not build, with the reason: run with `--ignored`
@@ -339,22 +378,77 @@ fn run_scenarios(cluster: &Cluster, filter: Option<&str>, which: Ignored) -> (us
     (results.len() - failed, failed)
 }
 
-/// After every scenario: the host's rule (scripts/cluster egress) counted the pods' packets
-/// to the bridge's subnet — the proxies' certificates and xDS from istiod on the bridge
-/// address — and none sent anywhere else.
+/// After the scenarios, the pods' traffic. Pods have a default route through the bridge, so
+/// whatever they send beyond its subnet reaches the host's rule (scripts/cluster egress),
+/// which counts it and drops it. The scenarios' pods must have sent to the subnet — the
+/// proxies' certificates and xDS from istiod on the bridge address — and nothing elsewhere.
+/// Then the negative control: a pod of its own connects to 169.254.169.254 (clouds' metadata
+/// address, off the subnet), and the rule must count that, or it could not have seen the
+/// others' either; what it counts then is the control's alone.
 fn traffic_stayed_on_the_bridge(c: &Cluster) -> (usize, usize) {
-    let (to_subnet, elsewhere) = c.egress();
-    let name = "the pods sent nothing beyond the bridge's subnet";
-    if elsewhere == 0 && to_subnet > 0 {
-        println!("test {name} ... ok ({to_subnet} packets to the subnet, 0 elsewhere)");
-        (1, 0)
-    } else {
-        println!(
-            "test {name} ... FAILED\n{to_subnet} packets to the subnet (none means the rule \
-             saw nothing), {elsewhere} dropped on their way elsewhere"
+    let name =
+        "the pods sent nothing beyond the bridge's subnet, and the check sees a pod that does";
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (to_subnet, elsewhere) = c.egress();
+        assert!(
+            to_subnet > 0 && elsewhere == 0,
+            "after the scenarios: {to_subnet} packets to the subnet (none means the rule saw \
+             nothing), {elsewhere} dropped on their way elsewhere"
         );
-        (0, 1)
+        let control = egress_control(c);
+        let (_, with_control) = c.egress();
+        assert!(
+            with_control > elsewhere,
+            "the control pod's connect to {CONTROL_ADDRESS} was not counted ({with_control} \
+             packets elsewhere): the rule cannot see what the pods send beyond the subnet\n\
+             {control}"
+        );
+        format!(
+            "{to_subnet} packets to the subnet, 0 elsewhere; the control's {with_control} to \
+             {CONTROL_ADDRESS} counted and dropped"
+        )
+    }));
+    match checked {
+        Ok(said) => {
+            println!("test {name} ... ok ({said})");
+            (1, 0)
+        }
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            println!("test {name} ... FAILED\n{why}");
+            (0, 1)
+        }
     }
+}
+
+/// Off the bridge's subnet: where a pod on a cloud would find the metadata service.
+const CONTROL_ADDRESS: &str = "169.254.169.254";
+
+/// Runs the negative control's pod (no mesh: the default namespace has no injection) until
+/// it is over; returns its log. Its connect's SYNs are dropped, so nc gives up after 2 s.
+fn egress_control(c: &Cluster) -> String {
+    let pod = "egress-control";
+    apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: default}}\n\
+         spec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  \
+         - name: control\n    image: {}\n    imagePullPolicy: Never\n    command: [/bin/sh, \
+         -c, 'nc -w 2 {CONTROL_ADDRESS} 80 </dev/null; echo nc exited $?']\n",
+        common::pods::TASK_IMAGE
+    ));
+    let key = format!("default/{pod}");
+    let phase = c.until(LIMIT, &format!("{pod} over"), |s| {
+        s.pods
+            .get(&key)
+            .filter(|p| p.over())
+            .map(|p| p.phase.clone())
+    });
+    let log = c.log(pod, "control");
+    assert_eq!(phase, "Succeeded", "{pod}: {log}");
+    log
 }
 
 // ---------------------------------------------------------------------------------------

@@ -289,9 +289,9 @@ impl Node {
     fn up() -> Result<Node, String> {
         let host_before = kubelet(&["host"])?;
         // The first run builds the kubelet (scripts/peers caches it): minutes, not seconds.
-        let started = kubelet(&["up"]).inspect_err(|_| {
-            let _ = kubelet(&["down"]);
-        })?;
+        // up refuses while a node of another run runs, and undoes its own start when it
+        // fails: no down here, which would stop another run's node.
+        let started = kubelet(&["up"])?;
         eprintln!("{}", started.trim());
         let version = started
             .split_once(" version ")

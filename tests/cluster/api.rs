@@ -275,17 +275,19 @@ impl Cluster {
     /// Brings the cluster up (scripts/cluster up: the first run builds its programs) with
     /// Istio's control plane (scripts/cluster istiod) and starts the watcher.
     pub fn up() -> Result<Cluster, String> {
-        // A cluster left by a killed run is undone first, so that the host is seen as it was.
-        if cluster(&["leftovers"], None).is_err() {
-            cluster(&["down"], None)?;
-        }
+        // What a cluster left once its processes ended is undone first, so that the host is
+        // seen as it was; a cluster that runs is another run's or a user's: refused here
+        // (scripts/cluster clean, exit 69 naming its processes), never stopped.
+        cluster(&["clean"], None)?;
         let host_before = cluster(&["host"], None)?;
-        for step in ["up", "istiod"] {
-            let started = cluster(&[step], None).inspect_err(|_| {
-                let _ = cluster(&["down"], None);
-            })?;
-            eprintln!("{}", started.trim());
-        }
+        // up refuses in turn should another run have started one since, and undoes its own
+        // start when it fails: only once it has succeeded is the cluster ours to take down.
+        let started = cluster(&["up"], None)?;
+        eprintln!("{}", started.trim());
+        let istiod = cluster(&["istiod"], None).inspect_err(|_| {
+            let _ = cluster(&["down"], None);
+        })?;
+        eprintln!("{}", istiod.trim());
         let it = Cluster {
             host_before,
             watcher: Mutex::new(None),
@@ -308,6 +310,7 @@ impl Cluster {
         std::thread::spawn(move || {
             let mut at = 0.0;
             let mut lines: Vec<Vec<String>> = Vec::new();
+            let mut last_words = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let words: Vec<String> = line.split(' ').map(unescape).collect();
                 match words[0].as_str() {
@@ -324,11 +327,12 @@ impl Cluster {
                         changed.notify_all();
                     }
                     "retrying" => eprintln!("cluster watch: {line}"),
+                    "gave" => last_words = line,
                     _ => lines.push(words),
                 }
             }
             let (lock, changed) = &*state;
-            lock.lock().unwrap().ended = Some("the watcher stopped".into());
+            lock.lock().unwrap().ended = Some(format!("the watcher stopped {last_words}"));
             changed.notify_all();
         });
         *self.watcher.lock().unwrap() = Some((child, stdin));
