@@ -322,7 +322,7 @@ impl Node {
             let mut at = 0.0;
             let mut pods: HashMap<String, Pod> = HashMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let words: Vec<String> = line.split(' ').map(unescape).collect();
+                let words: Vec<String> = line.split(' ').map(common::unescape).collect();
                 match words.first().map(String::as_str) {
                     Some("at") => {
                         at = words[1].parse().unwrap_or_else(|_| now());
@@ -514,28 +514,6 @@ impl Node {
             Err(problems.join("\n"))
         }
     }
-}
-
-fn unescape(word: &str) -> String {
-    if word == "-" {
-        return String::new();
-    }
-    let mut out = String::new();
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('s') => out.push(' '),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
 }
 
 /// A pod run to its end: its status, when it was first seen final, its task's log.

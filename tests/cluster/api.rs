@@ -189,28 +189,6 @@ pub fn now() -> f64 {
         .as_secs_f64()
 }
 
-fn unescape(word: &str) -> String {
-    if word == "-" {
-        return String::new();
-    }
-    let mut out = String::new();
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('s') => out.push(' '),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
-
 /// One event's record, as scripts/cluster_watch.py prints it, applied to `state`.
 fn record(state: &mut State, at: f64, lines: &[Vec<String>]) {
     let Some(head) = lines.first() else { return };
@@ -312,7 +290,7 @@ impl Cluster {
             let mut lines: Vec<Vec<String>> = Vec::new();
             let mut last_words = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let words: Vec<String> = line.split(' ').map(unescape).collect();
+                let words: Vec<String> = line.split(' ').map(crate::common::unescape).collect();
                 match words[0].as_str() {
                     "event" => {
                         at = words

@@ -595,3 +595,27 @@ pub fn killed_midway(cmd: Command, dir: &Path, prefix: &str) {
     }
     assert!(hidden(), "the killed attempt left its hidden file");
 }
+
+/// One word of a watcher's line (scripts/kubelet's and scripts/cluster_watch.py's): `-` is
+/// empty, `\s` a space, `\n` and `\t` themselves, `\\` a backslash.
+pub fn unescape(word: &str) -> String {
+    if word == "-" {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('s') => out.push(' '),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
