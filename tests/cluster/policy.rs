@@ -45,7 +45,7 @@ const NAMESPACES: &[(&str, &str, &str)] = &[
     (TWICE, "{}", "{}"),
 ];
 /// The refusal of a container without `command` (the ValidatingAdmissionPolicy's message).
-const NO_COMMAND: &str = "meshinit.io/inject: container task has no command, so meshinit \
+const NO_COMMAND: &str = "meshinit.io/inject: container \"task\" has no command, so meshinit \
     cannot be put in front of it (its image's ENTRYPOINT would run, which an admission policy \
     cannot see): set its command to the image's ENTRYPOINT and, if it has no args, its args \
     to the image's CMD";
@@ -558,13 +558,15 @@ pub fn a_container_without_command_is_refused(c: &Cluster) {
 /// What the API server would otherwise refuse with a bare "Duplicate value", or admit and
 /// leave without meshinit, refused by the validating policy with its message (each pod made
 /// with --dry-run=server, so nothing runs); and a pod on the host's network in a namespace
-/// istiod injects: istiod leaves it without a proxy, so meshinit gets no `--mesh istio`.
+/// istiod injects: istiod leaves it without a proxy, and its loopback is the node's, so
+/// meshinit gets `--mesh none` (neither istio nor auto).
 pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
     ready(c);
     let task = container("task", "echo task ran");
-    let adds = ", which meshinit adds too (the volumes meshinit-bin and meshinit-pod, the init \
-        container install-meshinit, mounts at /meshinit-bin and /meshinit-pod): rename or move \
-        the pod's";
+    let adds = ", which meshinit adds too (the volume meshinit-bin, the init container \
+        install-meshinit, a mount at /meshinit-bin; with two or more task containers also the \
+        volume meshinit-pod and a mount at /meshinit-pod): rename the pod's own volume or \
+        container, or mount it at another path";
     let refused = [
         (
             "label-enabled",
@@ -579,7 +581,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
                 "  containers:\n",
                 "  volumes: [{name: meshinit-bin, emptyDir: {}}]\n  containers:\n",
             ),
-            format!("meshinit.io/inject: the pod has spec.volumes[].name meshinit-bin{adds}"),
+            format!("meshinit.io/inject: the pod has spec.volumes[].name \"meshinit-bin\"{adds}"),
         ),
         (
             "partly-wrapped",
@@ -591,7 +593,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
                      command: [/meshinit-bin/meshinit, --, true]}}\n"
                 ),
             ),
-            "meshinit.io/inject: container ready runs meshinit already and task does not"
+            "meshinit.io/inject: container \"ready\" runs meshinit already and \"task\" does not"
                 .to_owned(),
         ),
     ];
@@ -610,7 +612,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
         .split_whitespace()
         .collect();
     assert!(
-        made.contains(r#""command":["/meshinit-bin/meshinit","--","sh","-c"]"#)
+        made.contains(r#""command":["/meshinit-bin/meshinit","--mesh","none","--","sh","-c"]"#)
             && !admitted.contains("\"istio-proxy\""),
         "{ns}/host-network: {made}"
     );
