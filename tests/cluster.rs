@@ -115,7 +115,7 @@ fn main() {
             }
             None => {
                 let (passed, failed) = run_scenarios(&cluster, filter.as_deref(), ignored);
-                let (more, fewer) = traffic_stayed_on_the_bridge(&cluster);
+                let (more, fewer) = traffic_stayed_on_the_bridge(&cluster, filter.is_none());
                 (passed + more, failed + fewer)
             }
         }
@@ -385,13 +385,15 @@ fn run_scenarios(cluster: &Cluster, filter: Option<&str>, which: Ignored) -> (us
 /// Then the negative control: a pod of its own connects to 169.254.169.254 (clouds' metadata
 /// address, off the subnet), and the rule must count that, or it could not have seen the
 /// others' either; what it counts then is the control's alone.
-fn traffic_stayed_on_the_bridge(c: &Cluster) -> (usize, usize) {
+/// `all`: every scenario ran, so some packets to the subnet must have been counted (a run
+/// filtered down to scenarios without pods may have sent none).
+fn traffic_stayed_on_the_bridge(c: &Cluster, all: bool) -> (usize, usize) {
     let name =
         "the pods sent nothing beyond the bridge's subnet, and the check sees a pod that does";
     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (to_subnet, elsewhere) = c.egress();
         assert!(
-            to_subnet > 0 && elsewhere == 0,
+            (to_subnet > 0 || !all) && elsewhere == 0,
             "after the scenarios: {to_subnet} packets to the subnet (none means the rule saw \
              nothing), {elsewhere} dropped on their way elsewhere"
         );

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::api::{apply, cluster, kubectl, poll, split, Cluster, Pod};
 use crate::common::pods::{yaml_string, PLAIN_IMAGE};
 use crate::istio::{layout, QUIT};
-use crate::manifests::{job, Setting};
+use crate::manifests::{cronjob, job, Setting};
 use crate::{expect_exit, expect_job, expect_proxy_restarts_after_quit, report, LIMIT, PROXY};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -557,7 +557,8 @@ pub fn a_container_without_command_is_refused(c: &Cluster) {
 
 /// What the API server would otherwise refuse with a bare "Duplicate value", or admit and
 /// leave without meshinit, refused by the validating policy with its message (each pod made
-/// with --dry-run=server, so nothing runs); and a pod on the host's network in a namespace
+/// with --dry-run=server, so nothing runs); the label on a Job's and a CronJob's own metadata
+/// instead of the template's, refused by meshinit-inject-job; and a pod on the host's network in a namespace
 /// istiod injects: istiod leaves it without a proxy, and its loopback is the node's, so
 /// meshinit gets `--mesh none` (neither istio nor auto).
 pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
@@ -590,7 +591,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
                 "",
                 &format!(
                     "{task}  - {{name: ready, image: {PLAIN_IMAGE}, \
-                     command: [/meshinit-bin/meshinit, --, true]}}\n"
+                     command: [/meshinit-bin/meshinit, --, \"true\"]}}\n"
                 ),
             ),
             "meshinit.io/inject: container \"ready\" runs meshinit already and \"task\" does not"
@@ -602,6 +603,38 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
             dry_run(PLAIN, &pod_manifest(name, template)).expect_err(&format!("{name}: admitted"));
         eprintln!("{PLAIN}/{name}: {}", why.trim_end());
         assert!(why.contains(&format!("{DENIED}{message}")), "{name}: {why}");
+    }
+    // The label on the Job's (or CronJob's) own metadata, not its pod template's: the
+    // beginner's mistake, refused by the policy for Jobs rather than silently ignored.
+    let unlabelled = template("", "", &container("task", "echo task ran"));
+    let on_the_job = |manifest: String| {
+        manifest.replacen(
+            "metadata:\n  name:",
+            "metadata:\n  labels: {meshinit.io/inject: \"true\"}\n  name:",
+            1,
+        )
+    };
+    for (kind, manifest) in [
+        (
+            "job",
+            on_the_job(job(PLAIN, "label-on-job", "", &unlabelled)),
+        ),
+        (
+            "cronjob",
+            on_the_job(cronjob(PLAIN, "label-on-cronjob", "", &unlabelled)),
+        ),
+    ] {
+        let why = dry_run(PLAIN, &manifest).expect_err(&format!("{kind}: admitted"));
+        eprintln!("{PLAIN}/label-on-{kind}: {}", why.trim_end());
+        assert!(
+            why.contains(
+                "ValidatingAdmissionPolicy 'meshinit-inject-job' with binding \
+                 'meshinit-inject-job' denied request: meshinit.io/inject is on the Job's \
+                 metadata; put it in spec.template.metadata.labels (for a CronJob, \
+                 spec.jobTemplate.spec.template.metadata.labels)"
+            ),
+            "{kind}: {why}"
+        );
     }
     let host = labelled("echo task ran")
         .replace("  containers:\n", "  hostNetwork: true\n  containers:\n");
