@@ -716,21 +716,10 @@ pub fn the_mesh_follows_the_namespace(c: &Cluster) {
 
 /// The Kyverno CLI, built (the first time) by scripts/peers.
 fn kyverno() -> PathBuf {
-    let out = Command::new(Path::new(REPO).join("scripts/peers"))
-        .arg("kyverno")
-        .output()
-        .expect("run scripts/peers");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/peers kyverno failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("kyverno "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("scripts/peers printed no kyverno: {stdout}"))
+    match crate::common::built_peers(&["kyverno"]) {
+        Ok(mut paths) => paths.remove(0),
+        Err(why) => panic!("{why}"),
+    }
 }
 
 /// Kyverno's ClusterPolicy against the MutatingAdmissionPolicy, on the same Jobs' pods. Each

@@ -24,29 +24,13 @@ pub struct Peers {
 pub fn peers(test: &str) -> Option<&'static Peers> {
     static PEERS: OnceLock<Result<Peers, String>> = OnceLock::new();
     let found = PEERS.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers");
-        let out = Command::new(&script)
-            .args(["pilot-agent", "xds"])
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "scripts/peers failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let path = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("scripts/peers printed no {name}: {text}"))
-        };
-        let pilot_agent = path("pilot-agent")?;
+        let [pilot_agent, xds]: [PathBuf; 2] = super::built_peers(&["pilot-agent", "xds"])?
+            .try_into()
+            .map_err(|_| "scripts/peers: two paths asked for".to_owned())?;
         Ok(Peers {
             bootstrap: pilot_agent.with_file_name("envoy_bootstrap_tmpl.json"),
             pilot_agent,
-            xds: path("xds")?,
+            xds,
         })
     });
     match found {

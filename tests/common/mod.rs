@@ -619,3 +619,29 @@ pub fn unescape(word: &str) -> String {
     }
     out
 }
+
+/// The paths of `names`, as scripts/peers prints them after building each (the first time),
+/// in the order asked; or why not.
+pub fn built_peers(names: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers");
+    let out = Command::new(&script)
+        .args(names)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/peers failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    names
+        .iter()
+        .map(|name| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("scripts/peers printed no {name}: {text}"))
+        })
+        .collect()
+}
