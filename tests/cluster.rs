@@ -63,21 +63,9 @@ fn main() {
     };
     let test = "cluster";
     if !(common::need_pid1(test)
-        && common::need_tools(
-            test,
-            &[
-                "containerd",
-                "ctr",
-                "runc",
-                "curl",
-                "catatonit",
-                "busybox",
-                "ldd",
-                "openssl",
-                "python3",
-                "iptables",
-            ],
-        ))
+        && common::need_tools(test, common::pods::NODE_TOOLS)
+        // The cluster's certificates (scripts/cluster-pki) and its egress rule besides.
+        && common::need_tools(test, &["openssl", "iptables"]))
     {
         return;
     }

@@ -33,21 +33,7 @@ use common::pods::{
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let test = "kubelet";
-    if !(common::need_pid1(test)
-        && common::need_tools(
-            test,
-            &[
-                "containerd",
-                "ctr",
-                "runc",
-                "curl",
-                "catatonit",
-                "busybox",
-                "ldd",
-                "python3",
-            ],
-        ))
-    {
+    if !(common::need_pid1(test) && common::need_tools(test, common::pods::NODE_TOOLS)) {
         return;
     }
     let Some(envoy) = common::mesh::envoy_bin(test) else {

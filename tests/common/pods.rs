@@ -128,3 +128,16 @@ pub const LINKERD_STAND_IN: &str = "while :; do \
     req=$(printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n' | nc -l -p 4191 | head -n 1); \
     case $req in 'POST /shutdown'*) echo 'stand-in: shutdown'; exit 0;; esac; \
   done";
+
+/// What a private node (scripts/kubelet's or scripts/cluster's) and its pods' images need
+/// on the host.
+pub const NODE_TOOLS: &[&str] = &[
+    "containerd",
+    "ctr",
+    "runc",
+    "curl",
+    "catatonit",
+    "busybox",
+    "ldd",
+    "python3",
+];
