@@ -8,7 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mesh::{fault, free_port, url, Place};
-use common::{meshinit, meshinit_bare, requests, run, run_args, run_plain, start, tempdir, Mode};
+use common::{
+    finish_plain, meshinit, meshinit_bare, meshinit_plain, requests, run, run_args, run_plain,
+    start, tempdir, Mode,
+};
 
 const LIMIT: Duration = Duration::from_secs(40);
 
@@ -397,9 +400,9 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 
 #[test]
 fn a_misspelt_variable_gets_one_warning_with_the_closest_name() {
-    let mut cmd = meshinit_bare(Mode::Plain, &["--mesh", "none", "--", "true"]);
+    let mut cmd = meshinit_plain(&["--mesh", "none", "--", "true"]);
     cmd.env("MESHINIT_TIMOUT", "5s");
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines: Vec<&str> = out
         .stderr
@@ -417,9 +420,9 @@ fn a_misspelt_variable_gets_one_warning_with_the_closest_name() {
 #[test]
 fn a_huge_value_makes_a_short_error() {
     let huge = "x".repeat(60_000);
-    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    let mut cmd = meshinit_plain(&["--", "true"]);
     cmd.env("MESHINIT_MESH", &huge);
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(64));
     assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
     assert!(out.stderr.contains("(60000 bytes)"), "{}", out.stderr);
@@ -453,9 +456,9 @@ fn a_duration_beyond_the_largest_is_a_usage_error_and_the_sidecar_still_told() {
         told += 1;
         assert_eq!(requests(&mut endpoint), told, "{name}: {}", out.stderr);
     }
-    let mut cmd = meshinit_bare(Mode::Plain, &["--quit-url", &quit, "--", "true"]);
+    let mut cmd = meshinit_plain(&["--quit-url", &quit, "--", "true"]);
     cmd.env("MESHINIT_QUIT_WAIT", "2600000000000000h");
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     out.log_position("MESHINIT_QUIT_WAIT: invalid value");
     told += 1;
@@ -502,9 +505,9 @@ fn an_empty_variable_is_unset_and_named() {
         "MESHINIT_TIMEOUT",
         "MESHINIT_QUIT_URL",
     ];
-    let mut cmd = meshinit_bare(Mode::Plain, &["--", "sh", "-c", "exit 3"]);
+    let mut cmd = meshinit_plain(&["--", "sh", "-c", "exit 3"]);
     cmd.envs(empty.map(|name| (name, "")));
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(3), "the task ran: {}", out.stderr);
     let line = &out
         .stderr
@@ -522,9 +525,9 @@ fn an_empty_variable_is_unset_and_named() {
 /// opposite ("no ENVOY_ADMIN_API").
 #[test]
 fn a_wrong_envoy_admin_api_is_not_called_missing() {
-    let mut cmd = meshinit_bare(Mode::Plain, &["--", "true"]);
+    let mut cmd = meshinit_plain(&["--", "true"]);
     cmd.env("ENVOY_ADMIN_API", "localhost:15000");
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     out.log_position("ENVOY_ADMIN_API: invalid value (not shown)");
     out.log_position("ENVOY_ADMIN_API is not valid (see the error)");
@@ -551,7 +554,7 @@ fn a_runs_settings_do_not_fail_wait_or_quit() {
             ],
         ),
     ] {
-        let mut cmd = meshinit_bare(Mode::Plain, &[sub, "--mesh", "none"]);
+        let mut cmd = meshinit_plain(&[sub, "--mesh", "none"]);
         cmd.envs([
             ("MESHINIT_NAME", "exporter"),
             ("MESHINIT_GRACE", "soon"),
@@ -559,13 +562,13 @@ fn a_runs_settings_do_not_fail_wait_or_quit() {
         ]);
         // scuttle's that are not the subcommand's, too.
         cmd.envs(theirs);
-        let out = start(cmd, Mode::Plain).finish(LIMIT);
+        let out = finish_plain(cmd);
         assert_eq!(out.code, Some(0), "{sub}: {}", out.stderr);
     }
     // What does apply is still checked.
-    let mut cmd = meshinit_bare(Mode::Plain, &["wait", "--mesh", "none"]);
+    let mut cmd = meshinit_plain(&["wait", "--mesh", "none"]);
     cmd.env("MESHINIT_TIMEOUT", "soon");
-    let out = start(cmd, Mode::Plain).finish(LIMIT);
+    let out = finish_plain(cmd);
     assert_eq!(out.code, Some(64), "{}", out.stderr);
 }
 

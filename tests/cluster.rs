@@ -91,7 +91,7 @@ fn main() {
         examples::images(&import);
         for setting in BOTH {
             apply(&namespace(setting.namespace(), setting));
-            examples::namespace_ready(&cluster, setting.namespace(), true);
+            examples::namespace_ready(setting.namespace(), true);
         }
         match std::env::var("MESHINIT_CLUSTER_RUNS")
             .ok()
@@ -342,13 +342,7 @@ fn run_scenarios(cluster: &Cluster, filter: Option<&str>, which: Ignored) -> (us
             .into_iter()
             .map(|(name, handle)| {
                 let (result, took) = handle.join().expect("the runner's thread");
-                let result = result.map_err(|panic| {
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_default()
-                });
+                let result = result.map_err(|panic| common::panic_text(&*panic));
                 (name, result, took)
             })
             .collect()
@@ -404,11 +398,7 @@ fn traffic_stayed_on_the_bridge(c: &Cluster, all: bool) -> (usize, usize) {
             (1, 0)
         }
         Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
+            let why = common::panic_text(&*panic);
             println!("test {name} ... FAILED\n{why}");
             (0, 1)
         }

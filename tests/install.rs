@@ -42,7 +42,7 @@ fn install_copies_itself_and_the_copy_runs_and_replaces_an_older_one() {
     let dir = tempdir("install");
     let shown = dir.to_str().unwrap();
     // The mode is 0755 whatever the umask.
-    let out = install(&["sh", "-c", "umask 077 && exec \"$0\" \"$@\""], shown);
+    let out = install(&common::UMASK_077, shown);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let copy = dir.join("meshinit");
     assert!(out

@@ -158,13 +158,7 @@ fn run_scenarios(node: &Node, filter: Option<&str>) -> (usize, usize) {
         handles
             .into_iter()
             .map(|(name, handle)| {
-                let result = handle.join().map_err(|panic| {
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_default()
-                });
+                let result = handle.join().map_err(|panic| common::panic_text(&*panic));
                 (name, result)
             })
             .collect()

@@ -15,18 +15,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::refusals::{ADDS, NO_COMMAND};
 use common::{schema_versions, tempdir, venv_python};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const WINDOWS: &str = "meshinit.io/inject: the pod runs on Windows (spec.os.name, or \
     kubernetes.io/os in its nodeSelector or required nodeAffinity), and meshinit is a Linux \
     binary: remove the label meshinit.io/inject";
-const NO_COMMAND: &str = "meshinit.io/inject: container \"task\" has no command, so meshinit \
-    cannot be put in front of it (its image's ENTRYPOINT would run, which an admission policy \
-    cannot see): set its command to the image's ENTRYPOINT and, if it has no args, its args \
-    to the image's CMD";
 
 fn policy(name: &str) -> PathBuf {
     Path::new(REPO).join("images/examples/policy").join(name)
@@ -163,15 +159,6 @@ spec:
   - {name: task, image: registry.example.com/task:1, command: [sh, -c], args: [exit 0]}
 ";
 
-/// The Kyverno CLI, built (the first time) by scripts/peers.
-fn kyverno() -> &'static Path {
-    static KYVERNO: OnceLock<PathBuf> = OnceLock::new();
-    KYVERNO.get_or_init(|| match common::built_peers(&["kyverno"]) {
-        Ok(mut paths) => paths.remove(0),
-        Err(why) => panic!("{why}"),
-    })
-}
-
 fn python() -> PathBuf {
     venv_python("policy", "yaml").expect("the project's Python with PyYAML (scripts/setup)")
 }
@@ -196,7 +183,7 @@ fn admission(args: &[&str]) -> (bool, String) {
 
 /// Runs the Kyverno CLI in `dir`; returns (exit code, stdout and stderr).
 fn run_kyverno(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(kyverno())
+    let out = Command::new(common::kyverno())
         .args(args)
         .arg("--remove-color")
         .current_dir(dir)
@@ -981,10 +968,6 @@ fn what_would_clash_or_do_nothing_is_refused_with_the_field() {
         )
     };
     // The whole message, to its end.
-    const ADDS: &str = ", which meshinit adds too (the volume meshinit-bin, the init container \
-        install-meshinit, a mount at /meshinit-bin; with two or more task containers also the \
-        volume meshinit-pod and a mount at /meshinit-pod): rename the pod's own volume or \
-        container, or mount it at another path";
     let exactly = |message: String| -> Expect { Expect::RefusedExactly(leak_str(message)) };
     let mount = |path: &str, tasks: &str| -> &'static str {
         labelled_with(leak_str(format!(

@@ -40,10 +40,8 @@ impl Who {
                 "--clear-groups".to_owned(),
                 "--inh-caps=-all".to_owned(),
                 "--bounding-set=-all".to_owned(),
-                "sh".to_owned(),
-                "-c".to_owned(),
-                "umask 077 && exec \"$0\" \"$@\"".to_owned(),
             ]);
+            wrapper.extend(common::UMASK_077.map(str::to_owned));
         }
         wrapper
     }
@@ -137,11 +135,7 @@ fn the_short_tasks_end_leaves_envoy_up_and_the_long_ones_quits_it() {
     assert_eq!(job.code, Some(0), "{}", job.stderr);
     job.log_position("leaving the sidecar running for uploader (--quit-after)");
     assert!(!job.stderr.contains("sidecar quit via"), "{}", job.stderr);
-    assert_eq!(
-        get_status(port, "/ready"),
-        Some(200),
-        "Envoy must still serve"
-    );
+    assert!(serves(port), "Envoy must still serve");
     std::fs::write(dir.join("go"), "").unwrap();
     let out = uploader.finish(LIMIT);
     assert_eq!(out.code, Some(3), "each task's own code: {}", out.stderr);
@@ -222,16 +216,8 @@ fn three_containers_ending_together_quit_the_sidecar_exactly_once() {
         let port = free_port();
         let mut sidecar = fault(port, "status:200", Place::Host);
         let dir = tempdir("pod");
-        let fifo = dir.join("fifo");
-        let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
-        assert!(status.success());
-        // Held open for writing so that the readers' opens do not block; closing it is
-        // the moment every task ends.
-        let writer = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .unwrap();
+        // Closing the writer is the moment every task ends.
+        let (fifo, writer) = held_fifo(&dir);
         let task = format!("exec 3<{}; echo opened; cat <&3 >/dev/null", fifo.display());
         let set = "a,b,c";
         let mut all: Vec<Running> = ["a", "b", "c"]
@@ -313,6 +299,20 @@ fn a_half_configured_set_is_a_usage_error_that_still_quits() {
 /// A pod directory as an emptyDir is: every container, whatever its user, may write it.
 fn open_to_all(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// A FIFO in `dir`, held open for reading and writing so that the readers' opens do not
+/// block: the readers wait on it until the returned file is closed, all at one moment.
+fn held_fifo(dir: &Path) -> (PathBuf, std::fs::File) {
+    let fifo = dir.join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    (fifo, writer)
 }
 
 /// The sidecar a test watches: a real Envoy on `port` still serving, or gone (quit).
@@ -582,19 +582,8 @@ fn of_two_containers_given_one_name_exactly_one_joins() {
     const ROUNDS: usize = 20;
     for round in 0..ROUNDS {
         let dir = tempdir("pod");
-        let fifo = dir.join("fifo");
-        assert!(Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
-        // Held open for writing so that the readers' opens do not block; closing it starts
-        // both at once.
-        let writer = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .unwrap();
+        // Closing the writer starts both at once.
+        let (fifo, writer) = held_fifo(&dir);
         let gate = format!(
             "exec 3<{}; echo opened; read _ <&3; exec \"$0\" \"$@\"",
             fifo.display()

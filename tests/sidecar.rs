@@ -55,9 +55,7 @@ fn quit_with_auto_asks_each_endpoint_once_and_hints_only_for_linkerd() {
     let mut agent = fault(15020, "status:403", place);
     let mut admin = fault(15000, "status:403", place);
     // A PID namespace of its own, so that the /proc fallback can see nothing else.
-    let mut wrapper = vec!["ip", "netns", "exec", ns.name.as_str()];
-    wrapper.extend_from_slice(common::AS_PID1);
-    let cmd = common::meshinit_via(&wrapper, &["quit", "--mesh", "auto"]);
+    let cmd = common::istio::meshinit_in_pod(&ns, &["quit", "--mesh", "auto"]);
     let out = run_meshinit(cmd);
     assert_eq!(out.code, Some(69), "{}", out.stderr);
     for (fixture, path) in [(&mut agent, "/quitquitquit"), (&mut admin, "/quitquitquit")] {
@@ -1469,8 +1467,6 @@ fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
     let began = Instant::now();
     // A PID namespace of its own: nothing listens when the wait gives up, and another
     // test's Envoy in the host's /proc would get the fallback instead of the window.
-    let mut wrapper = vec!["ip", "netns", "exec", ns.name.as_str()];
-    wrapper.extend_from_slice(common::AS_PID1);
     let args = [
         "--mesh",
         "envoy",
@@ -1481,7 +1477,7 @@ fn an_envoy_that_comes_after_the_time_limit_is_still_told_to_quit() {
         "--",
         "true",
     ];
-    let running = start(common::meshinit_via(&wrapper, &args), Mode::Plain);
+    let running = start(common::istio::meshinit_in_pod(&ns, &args), Mode::Plain);
     // Two seconds after meshinit gave up.
     std::thread::sleep(Duration::from_secs(3));
     let mut sidecar = envoy(&envoy_path, 15000, place);

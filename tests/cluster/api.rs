@@ -125,6 +125,25 @@ fn script(args: &[&str]) -> Command {
     cmd
 }
 
+/// `kubectl create --dry-run=server -o json` of `manifest` in `ns`: the object as the API
+/// server would store it (every admission step run), or the API server's refusal.
+pub fn dry_run(ns: &str, manifest: &str) -> Result<String, String> {
+    cluster(
+        &[
+            "kubectl",
+            "create",
+            "-n",
+            ns,
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        Some(manifest),
+    )
+}
+
 /// Runs scripts/cluster with `args` (and `input` on its stdin): its stdout, or its words
 /// on failure.
 pub fn cluster(args: &[&str], input: Option<&str>) -> Result<String, String> {

@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::{apply, kubectl, poll, Cluster, Pod};
+use crate::api::{apply, dry_run, kubectl, poll, Cluster, Pod};
 use crate::common::pods::{LINKERD_STAND_IN, TASK_IMAGE};
 use crate::manifests::{namespace, Setting};
 
@@ -189,17 +189,18 @@ fn images_named(text: &str) -> Vec<String> {
 }
 
 /// Waits until `ns` has its default service account (pods are refused before) and, in a
-/// namespace istiod injects, istiod's root certificate (the proxy mounts it).
-pub fn namespace_ready(c: &Cluster, ns: &str, injected: bool) {
+/// namespace istiod injects, istiod's root certificate (the proxy mounts it). Polled: the
+/// watcher sees Jobs and Pods only, so nothing of these would wake a wait on its state.
+pub fn namespace_ready(ns: &str, injected: bool) {
     let mut want = vec!["serviceaccount/default"];
     if injected {
         want.push("configmap/istio-ca-root-cert");
     }
     for object in want {
-        c.until(
+        poll(
             Duration::from_secs(60),
             &format!("{object} in {ns}"),
-            |_| crate::api::cluster(&["kubectl", "get", "-n", ns, object], None).ok(),
+            || crate::api::cluster(&["kubectl", "get", "-n", ns, object], None).ok(),
         );
     }
 }
@@ -303,7 +304,7 @@ fn expect_complete(c: &Cluster, file: &Path, job: &str) -> Vec<Pod> {
 pub fn every_istio_example_runs_unchanged(c: &Cluster, setting: Setting) {
     let ns = format!("examples-{}", setting.name());
     apply(&namespace(&ns, setting));
-    namespace_ready(c, &ns, true);
+    namespace_ready(&ns, true);
     let files = examples(|text| !text.contains("linkerd.io/inject"));
     for (file, job) in apply_examples(&ns, &files) {
         let text = &files.iter().find(|(f, _)| *f == file).unwrap().1;
@@ -365,7 +366,7 @@ pub fn every_istio_example_runs_unchanged(c: &Cluster, setting: Setting) {
 pub fn the_linkerd_example_runs_unchanged(c: &Cluster) {
     apply(&linkerd_injector());
     kubectl(&["create", "namespace", LINKERD_NS]);
-    namespace_ready(c, LINKERD_NS, false);
+    namespace_ready(LINKERD_NS, false);
     // The policy takes effect a moment after it is made: a pod created with
     // --dry-run=server gets the stand-in.
     let probe = format!(
@@ -376,20 +377,9 @@ pub fn the_linkerd_example_runs_unchanged(c: &Cluster) {
         Duration::from_secs(30),
         "the injector stand-in of linkerd-proxy",
         || {
-            let args = [
-                "kubectl",
-                "create",
-                "-n",
-                LINKERD_NS,
-                "--dry-run=server",
-                "-o",
-                "yaml",
-                "-f",
-                "-",
-            ];
-            crate::api::cluster(&args, Some(&probe))
+            dry_run(LINKERD_NS, &probe)
                 .ok()
-                .filter(|out| out.contains("name: linkerd-proxy"))
+                .filter(|pod| pod.contains("\"name\": \"linkerd-proxy\""))
         },
     );
     let files = examples(|text| text.contains("linkerd.io/inject"));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::api::{apply, kubectl, now, Cluster, Pod};
+use crate::api::{apply, kubectl, now, poll, Cluster, Pod};
 use crate::common::pods::{yaml_string, TASK_IMAGE};
 use crate::manifests::{job, pod, task, Setting};
 use crate::{expect_exit, expect_job, expect_proxy_restarts_after_quit, report, LIMIT, PROXY};
@@ -243,11 +243,7 @@ pub fn deleted_while_the_task_runs(c: &Cluster, s: Setting) {
             .any(|c| c.name == "task" && c.state == "running")
     });
     let pod_key = format!("{}/{}", s.namespace(), running.name);
-    c.until(LIMIT, &format!("{key}: the task started"), |_| {
-        c.log(&pod_key, "task")
-            .contains("task started")
-            .then_some(())
-    });
+    task_logged(c, &key, &pod_key, "task started");
     let (gone, took) = delete_pod(c, &key, &running.name);
     eprintln!(
         "{key}: the pod gone {took:.2} s after its deletion; its last status: {:?}",
@@ -275,6 +271,14 @@ pub fn deleted_while_the_task_runs(c: &Cluster, s: Setting) {
     assert!(job.condition("Failed").is_some(), "{job:#?}");
 }
 
+/// Polls the task container's log of `pod_key` (Job `key`) until it holds `line`: a log line
+/// is no event of the watcher's, so nothing would wake a wait on its state.
+fn task_logged(c: &Cluster, key: &str, pod_key: &str, line: &str) {
+    poll(LIMIT, &format!("{key}: {line:?} in the task's log"), || {
+        c.log(pod_key, "task").contains(line).then_some(())
+    });
+}
+
 /// The pod deleted before the proxy is ready (its xDS pointed, by the pod's own
 /// `proxy.istio.io/config`, at a closed port of the bridge address, so it never is):
 /// regular, meshinit is waiting and takes the TERM before the task started (143, its
@@ -299,11 +303,7 @@ pub fn deleted_before_the_proxy_is_ready(c: &Cluster, s: Setting) {
                     .any(|c| c.name == "task" && c.state == "running")
             });
             let pod_key = format!("{}/{}", s.namespace(), p.name);
-            c.until(LIMIT, &format!("{key}: meshinit waiting"), |_| {
-                c.log(&pod_key, "task")
-                    .contains("waiting for the sidecar")
-                    .then_some(())
-            });
+            task_logged(c, &key, &pod_key, "waiting for the sidecar");
             p
         }
         Setting::Native => pod_when(c, &key, "the proxy running, the task not", |p| {

@@ -13,13 +13,14 @@
 //! in force for every scenario of the run: they act on labelled pods only.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::api::{apply, cluster, kubectl, poll, split, Cluster, Pod};
+use crate::api::{apply, cluster, dry_run, kubectl, poll, split, Cluster, Pod};
 use crate::common::pods::{yaml_string, PLAIN_IMAGE};
+use crate::common::refusals::{ADDS, NO_COMMAND};
 use crate::istio::{layout, QUIT};
 use crate::manifests::{cronjob, job, Setting};
 use crate::{expect_exit, expect_job, expect_proxy_restarts_after_quit, report, LIMIT, PROXY};
@@ -44,11 +45,6 @@ const NAMESPACES: &[(&str, &str, &str)] = &[
     (LINKERD, "{}", "{linkerd.io/inject: enabled}"),
     (TWICE, "{}", "{}"),
 ];
-/// The refusal of a container without `command` (the ValidatingAdmissionPolicy's message).
-const NO_COMMAND: &str = "meshinit.io/inject: container \"task\" has no command, so meshinit \
-    cannot be put in front of it (its image's ENTRYPOINT would run, which an admission policy \
-    cannot see): set its command to the image's ENTRYPOINT and, if it has no args, its args \
-    to the image's CMD";
 /// What the API server says before a validating policy's message.
 const DENIED: &str = "ValidatingAdmissionPolicy 'meshinit-inject' with binding \
     'meshinit-inject' denied request: ";
@@ -93,25 +89,6 @@ fn pod_manifest(name: &str, template: &str) -> String {
 fn run(ns: &str, name: &str, template: &str) -> String {
     apply(&job(ns, name, "  backoffLimit: 0\n", template));
     format!("{ns}/{name}")
-}
-
-/// `kubectl create --dry-run=server -o json` of `manifest` in `ns`: the pod as the API
-/// server would store it (every admission step run), or the API server's refusal.
-fn dry_run(ns: &str, manifest: &str) -> Result<String, String> {
-    cluster(
-        &[
-            "kubectl",
-            "create",
-            "-n",
-            ns,
-            "--dry-run=server",
-            "-o",
-            "json",
-            "-f",
-            "-",
-        ],
-        Some(manifest),
-    )
 }
 
 /// tests/fixtures/pod_spec.py `args` with `input` on its standard input; its output.
@@ -163,16 +140,11 @@ struct Applied {
 /// alone, applied and in force on its own; then the file as users apply it, in force once a
 /// labelled pod gets meshinit (a new policy takes effect a moment after it is created), and
 /// its validating half once a pod without `command` is refused.
-fn ready(c: &Cluster) -> &'static Applied {
+fn ready() -> &'static Applied {
     static APPLIED: OnceLock<Result<Applied, String>> = OnceLock::new();
     let applied = APPLIED.get_or_init(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| install(c))).map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default()
-        })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(install))
+            .map_err(|panic| crate::common::panic_text(&*panic))
     });
     match applied {
         Ok(applied) => applied,
@@ -180,7 +152,7 @@ fn ready(c: &Cluster) -> &'static Applied {
     }
 }
 
-fn install(c: &Cluster) -> Applied {
+fn install() -> Applied {
     for (ns, labels, annotations) in NAMESPACES {
         apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels: {labels}\n  \
@@ -188,7 +160,7 @@ fn install(c: &Cluster) -> Applied {
         ));
     }
     for (ns, _, _) in NAMESPACES {
-        crate::examples::namespace_ready(c, ns, false);
+        crate::examples::namespace_ready(ns, false);
     }
     let unlabelled = pod_manifest("baseline", &unlabelled_template());
     let baseline = dry_run(PLAIN, &unlabelled).unwrap_or_else(|e| panic!("{e}"));
@@ -373,7 +345,7 @@ fn expect_admitted_again_unchanged(pod_key: &str, what: &str) {
 /// and quits the agent; Complete. Then the pod admitted again: nothing of meshinit's changes
 /// (one install, one prefix).
 pub fn labelled_job_completes(c: &Cluster, s: Setting) {
-    ready(c);
+    ready();
     let key = run(s.namespace(), "labelled", &labelled("echo task ran"));
     let (job, p, pod_key) = finished_pod(c, &key);
     expect_job(&key, &job, "Complete", "CompletionsReached", 1, 0);
@@ -410,7 +382,7 @@ pub fn labelled_job_completes(c: &Cluster, s: Setting) {
 
 /// The same with the task exiting 3: Failed with the task's 3, the proxy quit.
 pub fn labelled_job_fails_with_the_task_code(c: &Cluster, s: Setting) {
-    ready(c);
+    ready();
     let key = run(s.namespace(), "labelled-fails", &labelled("exit 3"));
     let (job, p, pod_key) = finished_pod(c, &key);
     expect_job(&key, &job, "Failed", "BackoffLimitExceeded", 0, 1);
@@ -429,7 +401,7 @@ pub fn labelled_job_fails_with_the_task_code(c: &Cluster, s: Setting) {
 /// meshinit (which ends first) leaves it for the exporter, whose meshinit quits it, and
 /// pilot-agent took one quit.
 pub fn two_named_containers_share_the_sidecar(c: &Cluster, s: Setting) {
-    ready(c);
+    ready();
     let containers = format!(
         "{}{}{}",
         container("exporter", "sleep 1; echo exported"),
@@ -500,7 +472,7 @@ pub fn two_named_containers_share_the_sidecar(c: &Cluster, s: Setting) {
 /// with the validating policy's message, which the Job's FailedCreate events carry; no pod
 /// exists. A Pod with that template is refused by `kubectl apply` itself, with the message.
 pub fn a_container_without_command_is_refused(c: &Cluster) {
-    ready(c);
+    ready();
     let key = run(PLAIN, "no-command", &template("true", "", &commandless()));
     let events = poll(LIMIT, "the Job's FailedCreate event", || {
         let messages = kubectl(&[
@@ -557,17 +529,14 @@ pub fn a_container_without_command_is_refused(c: &Cluster) {
 
 /// What the API server would otherwise refuse with a bare "Duplicate value", or admit and
 /// leave without meshinit, refused by the validating policy with its message (each pod made
-/// with --dry-run=server, so nothing runs); the label on a Job's and a CronJob's own metadata
-/// instead of the template's, refused by meshinit-inject-job; and a pod on the host's network in a namespace
-/// istiod injects: istiod leaves it without a proxy, and its loopback is the node's, so
-/// meshinit gets `--mesh none` (neither istio nor auto).
-pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
-    ready(c);
+/// with --dry-run=server, so nothing runs); the label on a Job's and a CronJob's own
+/// metadata instead of the template's, refused by meshinit-inject-job; and a pod on the
+/// host's network in a namespace istiod injects: istiod leaves it without a proxy, and its
+/// loopback is the node's, so meshinit gets `--mesh none` (neither istio nor auto). Every
+/// pod a dry run: nothing here waits on the cluster's watcher.
+pub fn clashes_and_meaningless_labels_are_refused(_: &Cluster) {
+    ready();
     let task = container("task", "echo task ran");
-    let adds = ", which meshinit adds too (the volume meshinit-bin, the init container \
-        install-meshinit, a mount at /meshinit-bin; with two or more task containers also the \
-        volume meshinit-pod and a mount at /meshinit-pod): rename the pod's own volume or \
-        container, or mount it at another path";
     let refused = [
         (
             "label-enabled",
@@ -582,7 +551,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
                 "  containers:\n",
                 "  volumes: [{name: meshinit-bin, emptyDir: {}}]\n  containers:\n",
             ),
-            format!("meshinit.io/inject: the pod has spec.volumes[].name \"meshinit-bin\"{adds}"),
+            format!("meshinit.io/inject: the pod has spec.volumes[].name \"meshinit-bin\"{ADDS}"),
         ),
         (
             "partly-wrapped",
@@ -654,7 +623,7 @@ pub fn clashes_and_meaningless_labels_are_refused(c: &Cluster) {
 /// A Job without the label: its pod is the one the API server made of the same template
 /// before any policy existed (`ready`), to the field; Complete, its containers unprefixed.
 pub fn an_unlabelled_job_is_left_as_it_is(c: &Cluster) {
-    let applied = ready(c);
+    let applied = ready();
     let key = run(PLAIN, "unlabelled", &unlabelled_template());
     let (job, p, pod_key) = finished_pod(c, &key);
     expect_job(&key, &job, "Complete", "CompletionsReached", 1, 0);
@@ -672,7 +641,7 @@ pub fn an_unlabelled_job_is_left_as_it_is(c: &Cluster) {
 /// The mutating policy applied twice (a second copy, bound to this namespace, runs too):
 /// one install, one volume, one prefix; Complete.
 pub fn the_policy_applied_twice_adds_meshinit_once(c: &Cluster) {
-    ready(c);
+    ready();
     let key = run(TWICE, "twice", &labelled("echo task ran"));
     let (job, p, pod_key) = finished_pod(c, &key);
     expect_job(&key, &job, "Complete", "CompletionsReached", 1, 0);
@@ -687,7 +656,7 @@ pub fn the_policy_applied_twice_adds_meshinit_once(c: &Cluster) {
 /// looks for one for its whole grace (5 s) first. Each Complete. (`--mesh istio` from
 /// `istio-injection=enabled`: `labelled_job_completes`.)
 pub fn the_mesh_follows_the_namespace(c: &Cluster) {
-    ready(c);
+    ready();
     let cases: [(&str, &[&str]); 3] = [
         (AMBIENT, &["--mesh", "none"]),
         (OFF, &["--mesh", "none"]),
@@ -714,14 +683,6 @@ pub fn the_mesh_follows_the_namespace(c: &Cluster) {
     }
 }
 
-/// The Kyverno CLI, built (the first time) by scripts/peers.
-fn kyverno() -> PathBuf {
-    match crate::common::built_peers(&["kyverno"]) {
-        Ok(mut paths) => paths.remove(0),
-        Err(why) => panic!("{why}"),
-    }
-}
-
 /// Kyverno's ClusterPolicy against the MutatingAdmissionPolicy, on the same Jobs' pods. Each
 /// pod as the API server would hand it to Kyverno's webhook (its defaults set): made with
 /// --dry-run=server under the label `meshinit.io/inject: "false"`, which no policy changes, and
@@ -736,8 +697,8 @@ fn kyverno() -> PathBuf {
 /// gets it: the install after istio-proxy, as the admission policy's pod has it. (In the
 /// regular setting Kyverno would put it after istio-init, the policy before: both right.)
 pub fn kyverno_makes_the_same_pod(c: &Cluster) {
-    ready(c);
-    let cli = kyverno();
+    ready();
+    let cli = crate::common::kyverno();
     let kubeconfig = crate::api::cluster(&["kubeconfig"], None).unwrap_or_else(|e| panic!("{e}"));
     let two = format!(
         "{}{}{}",
@@ -767,7 +728,7 @@ pub fn kyverno_makes_the_same_pod(c: &Cluster) {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let given = pod_spec(&["label", "true"], &unlabelled);
         let out = dir.join(format!("{name}.yaml"));
-        let mut child = Command::new(&cli)
+        let mut child = Command::new(cli)
             .args(["apply"])
             .arg(Path::new(REPO).join(KYVERNO_POLICY))
             .args([

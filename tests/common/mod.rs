@@ -18,6 +18,7 @@ pub mod images;
 pub mod istio;
 pub mod mesh;
 pub mod pods;
+pub mod refusals;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -530,6 +531,10 @@ pub fn root_netns(test: &str) -> Option<mesh::Netns> {
     need_pid1(test).then(mesh::Netns::new)
 }
 
+/// A wrapper that runs its command under umask 077 (what makes a file's mode follow the
+/// umask show).
+pub const UMASK_077: [&str; 3] = ["sh", "-c", "umask 077 && exec \"$0\" \"$@\""];
+
 /// setpriv as the distroless nonroot user (UID 65532), without capabilities.
 pub const NONROOT: [&str; 7] = [
     "setpriv",
@@ -644,4 +649,23 @@ pub fn built_peers(names: &[&str]) -> Result<Vec<PathBuf>, String> {
                 .ok_or_else(|| format!("scripts/peers printed no {name}: {text}"))
         })
         .collect()
+}
+
+/// What a panic said (its message), for a runner that reports a scenario's failure itself.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// The Kyverno CLI, built (the first time) by scripts/peers; its tests are run only by
+/// scripts/kyverno, so a failed build is a failure there.
+pub fn kyverno() -> &'static Path {
+    static KYVERNO: OnceLock<PathBuf> = OnceLock::new();
+    KYVERNO.get_or_init(|| match built_peers(&["kyverno"]) {
+        Ok(mut paths) => paths.remove(0),
+        Err(why) => panic!("{why}"),
+    })
 }
