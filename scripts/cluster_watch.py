@@ -100,19 +100,20 @@ def main():
     context.load_cert_chain(cert, key)
 
     def run(path, lines_of):
-        failing_since = [None]
+        failing_since = None
 
         def succeeded():
-            failing_since[0] = None
+            nonlocal failing_since
+            failing_since = None
 
         while True:
             try:
                 watch(api, context, path, lines_of, succeeded)
             except Exception as e:
                 now = time.monotonic()
-                failing_since[0] = failing_since[0] or now
+                failing_since = failing_since or now
                 with LOCK:
-                    if now - failing_since[0] > GIVE_UP:
+                    if now - failing_since > GIVE_UP:
                         print("gave up %s: %s" % (path, word(e)), flush=True)
                         os._exit(69)
                     print("retrying %s: %s" % (path, word(e)), flush=True)

@@ -12,7 +12,7 @@ Helm install:
 
 and prints the proxy image the injector writes into pods, <hub>/<image>:<tag> of the values.
 
-  istio_config.py MODULE OUT ISTIOD_ADDRESS INTERCEPTION
+  istio_config.py MODULE OUT ISTIOD_ADDRESS
 
 The values are the chart's defaults (values.yaml, no profile) with only these overrides, each a
 difference from a stock install that README names:
@@ -20,12 +20,11 @@ difference from a stock install that README names:
                                        Always; there is no registry here, the image is imported
   global.caAddress ISTIOD_ADDRESS      no DNS and no Service for istiod here: the pods reach it
                                        at the node's bridge address (its certificate names it)
-  global.proxy.capNetBindService true  only with INTERCEPTION=NONE, where Envoy binds the
-                                       Services' own ports on 127.0.0.1 (443 among them)
-The mesh configuration is what the chart's templates/configmap.yaml writes by default, with
-discoveryAddress ISTIOD_ADDRESS, without the Prometheus metrics provider (its istio.stats
-filter is Istio's Envoy's own), and always proxyMetadata CLOUD_PLATFORM=none: without it
-pilot-agent in every pod probes the clouds' metadata address, 169.254.169.254.
+The mesh configuration is what the chart's templates/configmap.yaml writes by default
+(interception REDIRECT: istio-init runs, as in most clusters), with discoveryAddress
+ISTIOD_ADDRESS, without the Prometheus metrics provider (its istio.stats filter is Istio's
+Envoy's own), and always proxyMetadata CLOUD_PLATFORM=none: without it pilot-agent in every
+pod probes the clouds' metadata address, 169.254.169.254.
 Debian's python3 with python3-yaml (scripts/setup).
 """
 import json
@@ -58,13 +57,11 @@ def merge(into, over):
     return into
 
 
-def chart_values(chart, istiod, interception):
+def chart_values(chart, istiod):
     """The chart's .Values after templates/zzz_profile.yaml: its defaults, the overrides."""
     with open(os.path.join(chart, "values.yaml")) as f:
         defaults = yaml.safe_load(f)["_internal_defaults_do_not_set"]
     overrides = {"global": {"imagePullPolicy": "IfNotPresent", "caAddress": istiod}}
-    if interception == "NONE":
-        overrides["global"]["proxy"] = {"capNetBindService": True}
     return merge(defaults, overrides)
 
 
@@ -98,9 +95,9 @@ def injector_config(chart, values):
     }
 
 
-def mesh_config(values, istiod, interception):
+def mesh_config(values, istiod):
     """The chart's mesh with .Values.meshConfig merged over it, and ours: istiod's address,
-    CLOUD_PLATFORM, the interception mode when it is not the default REDIRECT. Without the
+    CLOUD_PLATFORM. Without the
     chart's default metrics provider (defaultProviders.metrics: [prometheus]): for it istiod
     puts Istio's own istio.stats filter on every listener, which upstream Envoy lacks (its
     listeners are rejected and the proxy is never ready)."""
@@ -111,8 +108,6 @@ def mesh_config(values, istiod, interception):
     }
     merge(mesh, values["meshConfig"])
     mesh["defaultConfig"]["proxyMetadata"] = {"CLOUD_PLATFORM": "none"}
-    if interception != "REDIRECT":
-        mesh["defaultConfig"]["interceptionMode"] = interception
     return mesh
 
 
@@ -127,11 +122,11 @@ class Block(str):
 
 
 def main():
-    if len(sys.argv) != 5 or sys.argv[4] not in ("REDIRECT", "NONE"):
-        sys.exit("usage: istio_config.py MODULE OUT ISTIOD_ADDRESS REDIRECT|NONE")
-    module, out, istiod, interception = sys.argv[1:]
+    if len(sys.argv) != 4:
+        sys.exit("usage: istio_config.py MODULE OUT ISTIOD_ADDRESS")
+    module, out, istiod = sys.argv[1:]
     chart = os.path.join(module, CHART)
-    values = chart_values(chart, istiod, interception)
+    values = chart_values(chart, istiod)
     config = injector_config(chart, values)
     config["templates"] = {k: Block(v) for k, v in config["templates"].items()}
     yaml.add_representer(Block, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|"))
@@ -142,7 +137,7 @@ def main():
     with open(os.path.join(inject, "values"), "w") as f:
         json.dump(injector_values(values), f, indent=2)
     with open(os.path.join(out, "mesh.yaml"), "w") as f:
-        yaml.safe_dump(mesh_config(values, istiod, interception), f, default_flow_style=False, sort_keys=False)
+        yaml.safe_dump(mesh_config(values, istiod), f, default_flow_style=False, sort_keys=False)
     print(proxy_image(values))
 
 
