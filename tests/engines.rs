@@ -816,12 +816,7 @@ fn log_time(stamped: &str, text: &str) -> Option<f64> {
     let field = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
     let (y, mo, d) = (field(0..4)?, field(5..7)?, field(8..10)?);
     let (h, mi, sec) = (field(11..13)?, field(14..16)?, field(17..19)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let days = common::days_since_epoch(y, mo, d);
     let fraction: f64 = format!("0.{fraction}0").parse().ok()?;
     Some((days * 86_400 + h * 3_600 + mi * 60 + sec) as f64 + fraction)
 }

@@ -669,3 +669,13 @@ pub fn kyverno() -> &'static Path {
         Err(why) => panic!("{why}"),
     })
 }
+
+/// The days from 1970-01-01 to the civil date `y`-`m`-`d` (Howard Hinnant's algorithm), for
+/// the times in logs and API objects, which the tests read without a date library.
+pub fn days_since_epoch(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
