@@ -2534,13 +2534,18 @@ fn rewritten_signals_reach_the_task_as_told() {
 /// With nothing to tell but the endpoints that are only notified (`--mesh none
 /// --also-quit`, the fork's GENERIC_QUIT_ONLY), their taking it is the quit: 0 when every
 /// one answered 2xx, 69 with a line saying so when one did not; the summary says the same.
+/// Each is said at info when it took the request, as a warning when it did not (it is told
+/// once: a sidecar that missed it may keep the pod running).
 #[test]
 fn quit_with_only_notified_endpoints_succeeds_when_they_take_it() {
     let port = free_port();
     let mut told = fault(port, "status:200", Place::Host);
     let nobody = url(free_port(), "/quit");
+    let failing = free_port();
+    let _failing = fault(failing, "status:500", Place::Host);
+    let failing = url(failing, "/quit");
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, String)], i32);
-    let cases: [Case; 3] = [
+    let cases: [Case; 4] = [
         (&["--mesh", "none", "--also-quit", &url(port, "/q")], &[], 0),
         (
             &[],
@@ -2552,6 +2557,7 @@ fn quit_with_only_notified_endpoints_succeeds_when_they_take_it() {
             0,
         ),
         (&["--mesh", "none", "--also-quit", &nobody], &[], 69),
+        (&["--mesh", "none", "--also-quit", &failing], &[], 69),
     ];
     for (args, vars, code) in cases {
         let mut cmd = meshinit_at(Place::Host, &[&["quit"][..], args].concat());
@@ -2564,6 +2570,14 @@ fn quit_with_only_notified_endpoints_succeeds_when_they_take_it() {
         assert!(
             last.contains(&format!("exit {code} (quit)")),
             "{args:?}: {last}"
+        );
+        let level = if code == 0 { "info" } else { "warn" };
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains(&format!(" {level}: notified http://"))),
+            "{args:?}: not said at {level}: {}",
+            out.stderr
         );
         if code != 0 {
             out.log_position("not every endpoint took the quit request");
