@@ -389,10 +389,10 @@ impl Cluster {
         }));
         found.unwrap_or_else(|_| {
             panic!(
-                "{name}: not finished within {limit:?}: {:?}\npods: {:#?}\n{}",
+                "{name}: not finished within {limit:?}: {:?}\n{}\npods: {:#?}",
                 self.job(name),
-                self.pods_of(name),
-                self.logs(name)
+                self.logs(name),
+                self.pods_of(name)
             )
         })
     }
@@ -442,27 +442,25 @@ impl Cluster {
         (job, pods, logs)
     }
 
-    /// Every container's log of the Job's pods that still exist, for a failure's message.
+    /// Every container's log of the Job's pods that still exist, for a failure's message: the
+    /// pods' own containers (meshinit's lines) first, Istio's (istio-init's iptables dump, the
+    /// proxy's start) after them and shorter, so that a CI report cut in the middle keeps the
+    /// lines that say why.
     pub fn logs(&self, job: &str) -> String {
         let mut out = String::new();
         let (ns, _) = split(job);
-        for pod in self.pods_of(job).iter().filter(|p| !p.deleted) {
-            for c in &pod.containers {
-                let log = cluster(
-                    &[
-                        "kubectl",
-                        "logs",
-                        "-n",
-                        ns,
-                        &pod.name,
-                        "-c",
-                        &c.name,
-                        "--tail=40",
-                    ],
-                    None,
-                )
-                .unwrap_or_else(|e| e);
-                out.push_str(&format!("--- {}/{}:\n{log}", pod.name, c.name));
+        let pods = self.pods_of(job);
+        for istio in [false, true] {
+            for pod in pods.iter().filter(|p| !p.deleted) {
+                for c in &pod.containers {
+                    if c.name.starts_with("istio-") != istio {
+                        continue;
+                    }
+                    let tail = if istio { "--tail=12" } else { "--tail=40" };
+                    let args = ["kubectl", "logs", "-n", ns, &pod.name, "-c", &c.name, tail];
+                    let log = cluster(&args, None).unwrap_or_else(|e| e);
+                    out.push_str(&format!("--- {}/{}:\n{log}", pod.name, c.name));
+                }
             }
         }
         out

@@ -278,7 +278,7 @@ fn expect_complete(c: &Cluster, file: &Path, job: &str) -> Vec<Pod> {
     crate::report(job, &status, &pods);
     let why = || {
         format!(
-            "{}: {status:#?}\n{pods:#?}\n{}",
+            "{}: {status:#?}\n{}\n{pods:#?}",
             file.display(),
             c.logs(job)
         )
