@@ -1871,6 +1871,20 @@ fn envoy_killed_between_the_task_and_the_quit() {
     );
 }
 
+/// The Envoy that the stand-in agent left to outlive it (`--die-on-quit`), ended by its id
+/// when the test panics before meshinit quit it: no parent's death ends it (a CI run's
+/// panic left one running).
+struct EndedOnPanic(i32);
+
+impl Drop for EndedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: kill(2) on the pid the stand-in said it started for this test.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 #[test]
 fn pilot_agent_dying_before_it_answers_the_quit() {
     let test = "pilot_agent_dying_before_it_answers_the_quit";
@@ -1886,6 +1900,7 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
     wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
     let started = agent.expect_line(|l| l.starts_with("envoy started "), LIMIT);
     let envoy_pid: i32 = started.rsplit(' ').next().unwrap().parse().unwrap();
+    let _envoy = EndedOnPanic(envoy_pid);
     let began = Instant::now();
     let out = finish_plain(meshinit_plain(&[
         "--ready-url",
