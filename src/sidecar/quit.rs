@@ -137,9 +137,10 @@ pub fn quit(sidecar: &Endpoints, limits: Limits, signals: Option<&Signals>) -> b
 }
 
 /// POSTs each endpoint that is only told (scuttle's GENERIC_QUIT_ENDPOINTS, --also-quit)
-/// once; its answer is only said (at info when 2xx, else as a warning). One budget covers them and the quit that follows: they share at
-/// most half of it, so that the mesh's own quit always has the rest. Returns what is left,
-/// and whether every one of them took the request (2xx).
+/// once; its answer is only said (at info when 2xx, else as a warning). One budget covers
+/// them and the quit that follows: they share at most half of it, so that the mesh's own quit
+/// always has the rest. Returns what is left, and whether every one of them took the request
+/// (2xx).
 fn notify(client: &Client, urls: &[String], budget: Duration) -> (Duration, bool) {
     let start = Instant::now();
     let deadline = start + budget / 2;
@@ -171,7 +172,8 @@ fn share(left: Duration, still_to_ask: usize) -> Duration {
 /// Tells whichever sidecar answers to quit, when no search chose one (none was found before
 /// the task, or `meshinit quit` with `auto`): no /proc fallback, since nothing says which
 /// process is a sidecar of this pod. Nothing listening on the mesh's quit endpoints is the
-/// expected answer and is not reported (a notified endpoint's answer is, as always). Returns false only when one listened and did not take it.
+/// expected answer and is not reported (a notified endpoint's answer is, as always).
+/// Returns false only when one listened and did not take it.
 pub fn quit_latecomer(candidates: &Endpoints, budget: Duration) -> bool {
     let client = Client::new();
     // The endpoints only told (GENERIC_QUIT_ENDPOINTS, --also-quit) are told all the same.
