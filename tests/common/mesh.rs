@@ -17,19 +17,8 @@ use super::{fixture, in_ci, meshinit_via, need_pid1, start, Mode, Running};
 /// Under CI=true a missing Envoy is a failure, not a skip.
 pub fn envoy_bin(test: &str) -> Option<PathBuf> {
     static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PATH.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/envoy");
-        let out = Command::new(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "scripts/envoy failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
+    let found = PATH
+        .get_or_init(|| super::script_output("envoy", &[]).map(|out| PathBuf::from(out.trim())));
     match found {
         Ok(path) => Some(path.clone()),
         Err(why) if in_ci() => panic!("{test}: no Envoy ({why}), and CI=true forbids skipping"),

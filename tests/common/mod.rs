@@ -625,21 +625,29 @@ pub fn unescape(word: &str) -> String {
     out
 }
 
-/// The paths of `names`, as scripts/peers prints them after building each (the first time),
-/// in the order asked; or why not.
-pub fn built_peers(names: &[&str]) -> Result<Vec<PathBuf>, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers");
+/// What the repository's `scripts/NAME` printed when run with `args`; or why not (it could
+/// not run, or failed: its stderr).
+pub fn script_output(name: &str, args: &[&str]) -> Result<String, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
     let out = Command::new(&script)
-        .args(names)
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
         return Err(format!(
-            "scripts/peers failed: {}",
+            "scripts/{name} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The paths of `names`, as scripts/peers prints them after building each (the first time),
+/// in the order asked; or why not.
+pub fn built_peers(names: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let text = script_output("peers", names)?;
     names
         .iter()
         .map(|name| {
