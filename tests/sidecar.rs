@@ -1871,15 +1871,29 @@ fn envoy_killed_between_the_task_and_the_quit() {
     );
 }
 
-/// The Envoy that the stand-in agent left to outlive it (`--die-on-quit`), ended by its id
-/// when the test panics before meshinit quit it: no parent's death ends it (a CI run's
-/// panic left one running).
-struct EndedOnPanic(i32);
+/// The Envoy that the stand-in agent left to outlive it (`--die-on-quit`), by the pid the
+/// stand-in said: ended when the test ends and it still runs — meshinit did not quit it, or
+/// the test panicked first (no parent's death ends it; a CI run's panic left one running).
+struct LeftEnvoy(i32);
 
-impl Drop for EndedOnPanic {
+impl LeftEnvoy {
+    /// Exited (or a zombie waiting for its new parent to reap it).
+    fn gone(&self) -> bool {
+        // SAFETY: signal 0 only checks the pid, the Envoy the stand-in this test started ran.
+        let alive = unsafe { libc::kill(self.0, 0) } == 0;
+        !alive
+            || std::fs::read_to_string(format!("/proc/{}/stat", self.0)).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+    }
+}
+
+impl Drop for LeftEnvoy {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // SAFETY: kill(2) on the pid the stand-in said it started for this test.
+        if !self.gone() {
+            // SAFETY: as above; the test ends what it started.
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
@@ -1900,7 +1914,7 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
     wait_ready(ports.ready, "/healthz/ready", Duration::from_secs(20));
     let started = agent.expect_line(|l| l.starts_with("envoy started "), LIMIT);
     let envoy_pid: i32 = started.rsplit(' ').next().unwrap().parse().unwrap();
-    let _envoy = EndedOnPanic(envoy_pid);
+    let envoy = LeftEnvoy(envoy_pid);
     let began = Instant::now();
     let out = finish_plain(meshinit_plain(&[
         "--ready-url",
@@ -1931,26 +1945,11 @@ fn pilot_agent_dying_before_it_answers_the_quit() {
         "sidecar quit via {}",
         url(ports.admin, "/quitquitquit")
     ));
-    let gone = || {
-        // SAFETY: signal 0 only checks the pid, the Envoy the stand-in this test started ran.
-        let alive = unsafe { libc::kill(envoy_pid, 0) } == 0;
-        !alive
-            || std::fs::read_to_string(format!("/proc/{envoy_pid}/stat")).is_ok_and(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            })
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone() && Instant::now() < deadline {
+    while !envoy.gone() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let quit = gone();
-    if !quit {
-        // SAFETY: as above; the test ends what it started.
-        unsafe { libc::kill(envoy_pid, libc::SIGKILL) };
-    }
-    assert!(quit, "Envoy {envoy_pid} still runs: {}", out.stderr);
+    assert!(envoy.gone(), "Envoy {envoy_pid} still runs: {}", out.stderr);
 }
 
 #[test]
