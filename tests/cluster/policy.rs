@@ -399,14 +399,25 @@ pub fn labelled_job_fails_with_the_task_code(c: &Cluster, s: Setting) {
 /// prefixed with `--name`, `--pod-dir /meshinit-pod` and `--quit-after exporter,uploader`, the
 /// third left as it is; Complete, every container 0. The sidecar quit once: the uploader's
 /// meshinit (which ends first) leaves it for the exporter, whose meshinit quits it, and
-/// pilot-agent took one quit.
+/// pilot-agent took one quit. The exporter's task ends 1 s after the uploader's has written
+/// its file in a volume of the pod's own (30 s at most): a head start of 1 s alone was not
+/// enough once, when the kubelet started the uploader more than 1 s after the exporter and
+/// the two ended together (a full run, 2026-12-07).
 pub fn two_named_containers_share_the_sidecar(c: &Cluster, s: Setting) {
     ready();
+    let handoff = "    volumeMounts: [{name: handoff, mountPath: /handoff}]\n";
     let containers = format!(
-        "{}{}{}",
-        container("exporter", "sleep 1; echo exported"),
+        "{}{handoff}{}{}{handoff}  volumes: [{{name: handoff, emptyDir: {{}}}}]\n",
+        container(
+            "exporter",
+            "i=0; while [ ! -e /handoff/uploaded ] && [ $i -lt 300 ]; do sleep 0.1; \
+             i=$((i+1)); done; sleep 1; echo exported"
+        ),
         container("helper", "echo helped"),
-        container("uploader", "echo uploaded")
+        container(
+            "uploader",
+            "echo uploaded > /handoff/uploaded; echo uploaded"
+        )
     );
     let key = run(
         s.namespace(),
